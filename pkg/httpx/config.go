@@ -1,0 +1,76 @@
+package httpx
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// IsProduction reports whether NODE_ENV (the platform's production switch)
+// says production.
+func IsProduction(nodeEnv string) bool {
+	return strings.EqualFold(strings.TrimSpace(nodeEnv), "production")
+}
+
+// NewLogger returns a JSON logger at level (debug, info, warn, error;
+// empty means info).
+func NewLogger(w io.Writer, level, service string) (*slog.Logger, error) {
+	var l slog.Level
+	switch strings.ToLower(strings.TrimSpace(level)) {
+	case "", "info":
+		l = slog.LevelInfo
+	case "debug":
+		l = slog.LevelDebug
+	case "warn", "warning":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		return nil, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})).With("service", service), nil
+}
+
+// Mask shows that a secret is set without showing it.
+func Mask(secret string) string {
+	if secret == "" {
+		return "(unset)"
+	}
+	return fmt.Sprintf("(set, %d chars)", len(secret))
+}
+
+// IntVar parses an integer setting named name; empty means def.
+func IntVar(v, name string, def, lo, hi int) (int, error) {
+	if strings.TrimSpace(v) == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < lo || n > hi {
+		return def, fmt.Errorf("%s=%q: want an integer from %d to %d", name, v, lo, hi)
+	}
+	return n, nil
+}
+
+// BoolVar parses a boolean setting named name; empty means def.
+func BoolVar(v, name string, def bool) (bool, error) {
+	if strings.TrimSpace(v) == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return def, fmt.Errorf("%s=%q: want true or false", name, v)
+	}
+	return b, nil
+}
+
+// RedactDSN shows a database URL without its password.
+func RedactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return "(set, not a URL)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,282 @@
+package httpx
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options configures New.
+type Options struct {
+	// Name of the service, as logged and as the "service" metric label.
+	Name   string
+	Logger *slog.Logger
+	// BodyLimit bounds request bodies in bytes (default 1 MiB).
+	BodyLimit int64
+	// RequestTimeout bounds each request's context (default 15 s).
+	RequestTimeout time.Duration
+	// Ready answers /readyz: nil means ready, an error says why not.
+	Ready func(ctx context.Context) error
+	// MapError turns the service's own errors into HTTP errors; nil for
+	// errors it does not know.
+	MapError func(error) *Error
+	// Registry receives the HTTP metrics and is served on /metrics. A new
+	// one (with Go and process collectors) when nil.
+	Registry *prometheus.Registry
+}
+
+// Server is an echo instance wired with the shared middleware.
+type Server struct {
+	Echo     *echo.Echo
+	Registry *prometheus.Registry
+	logger   *slog.Logger
+}
+
+const (
+	ctxKeyRequestID = "request_id"
+	ctxKeyError     = "error"
+	headerRequestID = "X-Request-Id"
+)
+
+// New returns a server with /healthz, /readyz and /metrics registered and
+// the shared middleware installed. Register routes on s.Echo.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.BodyLimit <= 0 {
+		o.BodyLimit = 1 << 20
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 15 * time.Second
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = errorHandler(o.Logger, o.MapError)
+
+	m := newHTTPMetrics(o.Registry)
+	e.Use(requestID, accessLog(o.Logger, m), recoverPanics(o.Logger), bound(o.BodyLimit, o.RequestTimeout))
+
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", func(c echo.Context) error {
+		if o.Ready != nil {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+			defer cancel()
+			if err := o.Ready(ctx); err != nil {
+				return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "Service Unavailable", "message": err.Error()})
+			}
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
+	return &Server{Echo: e, Registry: o.Registry, logger: o.Logger}
+}
+
+// RequestLogger returns base with the request's id attached.
+func RequestLogger(c echo.Context, base *slog.Logger) *slog.Logger {
+	if id, ok := c.Get(ctxKeyRequestID).(string); ok {
+		return base.With("request_id", id)
+	}
+	return base
+}
+
+// requestID honours a well-formed X-Request-Id and makes one otherwise; the
+// id is echoed in the response and attached to every log line.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(headerRequestID)
+		if !validRequestID(id) {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		c.Set(ctxKeyRequestID, id)
+		c.Response().Header().Set(headerRequestID, id)
+		return next(c)
+	}
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// bound caps the body and gives the request a deadline, so a slow client or
+// a stuck query cannot hold a connection forever.
+func bound(limit int64, timeout time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if req.ContentLength > limit {
+				return NewError(http.StatusRequestEntityTooLarge, "Payload Too Large",
+					fmt.Sprintf("request body exceeds %d bytes", limit))
+			}
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
+			ctx, cancel := context.WithTimeout(req.Context(), timeout)
+			defer cancel()
+			c.SetRequest(req.WithContext(ctx))
+			return next(c)
+		}
+	}
+}
+
+func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					if err, ok := r.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+						panic(r)
+					}
+					RequestLogger(c, logger).Error("panic in handler", "panic", fmt.Sprint(r))
+					err = NewError(http.StatusInternalServerError, "Internal Server Error", "")
+				}
+			}()
+			return next(c)
+		}
+	}
+}
+
+func accessLog(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				// Render now so the status below is the one sent.
+				c.Error(err)
+			}
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			status := c.Response().Status
+			elapsed := time.Since(start)
+			m.requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(status)).Inc()
+			m.latency.WithLabelValues(c.Request().Method, route).Observe(elapsed.Seconds())
+			if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+				return nil
+			}
+			level := slog.LevelInfo
+			if status >= 500 {
+				level = slog.LevelError
+			} else if status >= 400 {
+				level = slog.LevelWarn
+			}
+			attrs := []slog.Attr{
+				slog.String("method", c.Request().Method),
+				slog.String("route", route),
+				slog.String("path", c.Request().URL.Path),
+				slog.Int("status", status),
+				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+				slog.Int64("bytes_out", c.Response().Size),
+				slog.String("remote_ip", c.RealIP()),
+			}
+			if status >= 400 {
+				if e, ok := c.Get(ctxKeyError).(error); ok && status < 500 {
+					attrs = append(attrs, slog.String("error", e.Error()))
+				}
+			}
+			RequestLogger(c, logger).LogAttrs(c.Request().Context(), level, "request", attrs...)
+			return nil
+		}
+	}
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total", Help: "HTTP requests by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_request_duration_seconds", Help: "HTTP request latency by method and route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method", "route"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+// ServeOptions bounds the HTTP server.
+type ServeOptions struct {
+	ReadHeaderTimeout time.Duration // default 5 s
+	ReadTimeout       time.Duration // default 30 s
+	WriteTimeout      time.Duration // default 30 s
+	IdleTimeout       time.Duration // default 120 s
+	ShutdownTimeout   time.Duration // default 20 s
+}
+
+// Serve serves h on ln until ctx is cancelled, then stops accepting
+// connections and waits (up to ShutdownTimeout) for requests in flight.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServeOptions, logger *slog.Logger) error {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.ReadHeaderTimeout, 5*time.Second)
+	def(&o.ReadTimeout, 30*time.Second)
+	def(&o.WriteTimeout, 30*time.Second)
+	def(&o.IdleTimeout, 120*time.Second)
+	def(&o.ShutdownTimeout, 20*time.Second)
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		ReadTimeout:       o.ReadTimeout,
+		WriteTimeout:      o.WriteTimeout,
+		IdleTimeout:       o.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", o.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}

@@ -1,0 +1,219 @@
+package personas
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Limits on action batches.
+const (
+	MaxActionsPerBatch = 500
+	MaxTickIDLen       = 128
+	MaxToolNameLen     = 128
+	MaxInputHashLen    = 256
+	MaxErrorMessageLen = 4000
+	MaxLatencyMs       = 86_400_000 // one day
+	MaxSeq             = 1_000_000
+)
+
+// Result is the outcome of one tool call.
+type Result string
+
+// The results.
+const (
+	ResultOK    Result = "ok"
+	ResultError Result = "error"
+)
+
+// ActionInput is one tool call reported by the runner.
+type ActionInput struct {
+	TickID       string
+	Seq          *int // position within the whole tick; nil means batch index
+	ToolName     string
+	InputHash    *string
+	Result       Result
+	ErrorMessage *string
+	LatencyMs    *int
+}
+
+// ActionID is the deterministic row id "<tickId>-<i>-<toolName>", where i is
+// the row's seq when given and its index in the batch otherwise. Without
+// seq the ids are those the previous implementation wrote, so retries of
+// its batches still deduplicate.
+func ActionID(tickID string, i int, toolName string) string {
+	return tickID + "-" + strconv.Itoa(i) + "-" + toolName
+}
+
+// ValidateActions checks a batch; field names are the internal API's JSON
+// paths ("actions[3].toolName").
+func ValidateActions(rows []ActionInput) error {
+	var p Problems
+	switch {
+	case len(rows) == 0:
+		p.Add("actions", "must contain at least one action")
+	case len(rows) > MaxActionsPerBatch:
+		p.Add("actions", "at most %d actions per request, got %d", MaxActionsPerBatch, len(rows))
+	}
+	if len(p) > 0 {
+		return p.Err()
+	}
+	seen := make(map[string]int, len(rows))
+	for i, r := range rows {
+		f := "actions[" + strconv.Itoa(i) + "]."
+		checkText(&p, f+"tickId", r.TickID, 1, MaxTickIDLen)
+		checkText(&p, f+"toolName", r.ToolName, 1, MaxToolNameLen)
+		if r.InputHash != nil {
+			checkText(&p, f+"inputHash", *r.InputHash, 0, MaxInputHashLen)
+		}
+		if r.Result != ResultOK && r.Result != ResultError {
+			p.Add(f+"result", `must be "ok" or "error"`)
+		}
+		if r.ErrorMessage != nil {
+			checkText(&p, f+"errorMessage", *r.ErrorMessage, 0, MaxErrorMessageLen)
+		}
+		if r.LatencyMs != nil && (*r.LatencyMs < 0 || *r.LatencyMs > MaxLatencyMs) {
+			p.Add(f+"latencyMs", "must be an integer from 0 to %d", MaxLatencyMs)
+		}
+		if r.Seq != nil && (*r.Seq < 0 || *r.Seq > MaxSeq) {
+			p.Add(f+"seq", "must be an integer from 0 to %d", MaxSeq)
+		}
+		idx := i
+		if r.Seq != nil {
+			idx = *r.Seq
+		}
+		id := ActionID(r.TickID, idx, r.ToolName)
+		if j, dup := seen[id]; dup {
+			p.Add(f+"seq", "repeats actions[%d] (same tickId, seq and toolName)", j)
+		}
+		seen[id] = i
+	}
+	return p.Err()
+}
+
+// WriteResult says what a batch did: Written rows were inserted, Duplicates
+// were already stored (a retried batch).
+type WriteResult struct {
+	Written    int `bun:"written" json:"written"`
+	Duplicates int `json:"duplicates"`
+}
+
+type actionRow struct {
+	ID           string  `json:"id"`
+	TickID       string  `json:"tick_id"`
+	Seq          *int    `json:"seq"`
+	ToolName     string  `json:"tool_name"`
+	InputHash    *string `json:"input_hash"`
+	Result       Result  `json:"result"`
+	ErrorMessage *string `json:"error_message"`
+	LatencyMs    *int    `json:"latency_ms"`
+}
+
+// InsertActions appends a batch for a persona, idempotently. In one
+// statement it marks the persona active (clearing its lease), inserts the
+// rows that are not there yet, and adds the number really inserted to the
+// persona's hourly activity bucket. Unknown personas are ErrNotFound and
+// nothing is written.
+func (s *Store) InsertActions(ctx context.Context, personaID string, rows []ActionInput) (WriteResult, error) {
+	if err := ValidateActions(rows); err != nil {
+		return WriteResult{}, err
+	}
+	payload := make([]actionRow, len(rows))
+	for i, r := range rows {
+		idx := i
+		if r.Seq != nil {
+			idx = *r.Seq
+		}
+		payload[i] = actionRow{
+			ID: ActionID(r.TickID, idx, r.ToolName), TickID: r.TickID, Seq: r.Seq, ToolName: r.ToolName,
+			InputHash: r.InputHash, Result: r.Result, ErrorMessage: r.ErrorMessage, LatencyMs: r.LatencyMs,
+		}
+	}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return WriteResult{}, fmt.Errorf("encode actions: %w", err)
+	}
+	now := s.Now()
+	var res struct {
+		Found   int `bun:"found"`
+		Written int `bun:"written"`
+	}
+	err = s.db.NewRaw(insertActionsSQL, personaID, now, string(raw), now.Truncate(time.Hour)).Scan(ctx, &res)
+	if err != nil {
+		return WriteResult{}, fmt.Errorf("insert actions: %w", translate(err))
+	}
+	if res.Found == 0 {
+		return WriteResult{}, ErrNotFound
+	}
+	return WriteResult{Written: res.Written, Duplicates: len(rows) - res.Written}, nil
+}
+
+// insertActionsSQL: ?0 persona id, ?1 now, ?2 rows as JSON, ?3 the hour.
+// The insert reads from the persona update, so the persona row is locked
+// first: batches for one persona are serialised and cannot deadlock.
+const insertActionsSQL = `
+WITH p AS (
+    UPDATE personas.personas
+       SET last_active_at = ?1, lease_owner = NULL, lease_expires_at = NULL
+     WHERE user_id = ?0
+ RETURNING user_id
+), ins AS (
+    INSERT INTO personas.persona_actions
+           (id, persona_id, tick_id, seq, tool_name, input_hash, result, error_message, latency_ms, created_at)
+    SELECT r.id, p.user_id, r.tick_id, r.seq, r.tool_name, r.input_hash, r.result, r.error_message, r.latency_ms, ?1
+      FROM p, jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, seq integer, tool_name text,
+                                                 input_hash text, result text, error_message text, latency_ms integer)
+        ON CONFLICT (id) DO NOTHING
+ RETURNING 1
+), n AS (
+    SELECT count(*) AS written FROM ins
+), bucket AS (
+    INSERT INTO personas.persona_activity_hourly AS h (persona_id, hour, actions)
+    SELECT ?0, ?3, n.written FROM n WHERE n.written > 0
+        ON CONFLICT (persona_id, hour) DO UPDATE SET actions = h.actions + EXCLUDED.actions
+)
+SELECT (SELECT count(*) FROM p) AS found, (SELECT written FROM n) AS written`
+
+// Action is one stored tool call.
+type Action struct {
+	ID           string    `bun:"id" json:"id"`
+	TickID       string    `bun:"tick_id" json:"tickId"`
+	Seq          *int      `bun:"seq" json:"seq,omitempty"`
+	ToolName     string    `bun:"tool_name" json:"toolName"`
+	InputHash    *string   `bun:"input_hash" json:"inputHash"`
+	Result       Result    `bun:"result" json:"result"`
+	ErrorMessage *string   `bun:"error_message" json:"errorMessage"`
+	LatencyMs    *int      `bun:"latency_ms" json:"latencyMs"`
+	CreatedAt    time.Time `bun:"created_at" json:"createdAt"`
+}
+
+// RecentActions returns the persona's newest actions, newest first (within
+// one batch, the later row first).
+func (s *Store) RecentActions(ctx context.Context, personaID string, limit int) ([]Action, error) {
+	out := []Action{}
+	err := s.db.NewRaw(`
+SELECT id, tick_id, seq, tool_name, input_hash, result, error_message, latency_ms, created_at
+  FROM personas.persona_actions
+ WHERE persona_id = ?0
+ ORDER BY created_at DESC, n DESC
+ LIMIT ?1`, personaID, limit).Scan(ctx, &out)
+	if err != nil {
+		return nil, fmt.Errorf("recent actions: %w", translate(err))
+	}
+	return out, nil
+}
+
+// Actions7d returns the number of actions the persona recorded in the
+// activity window (see ActivityWindow), from the hourly buckets.
+func (s *Store) Actions7d(ctx context.Context, personaID string) (int64, error) {
+	var n int64
+	since := s.Now().Add(-ActivityWindow).Truncate(time.Hour)
+	err := s.db.NewRaw(`SELECT COALESCE(sum(actions), 0) FROM personas.persona_activity_hourly
+WHERE persona_id = ?0 AND hour >= ?1`, personaID, since).Scan(ctx, &n)
+	if err != nil {
+		return 0, fmt.Errorf("actions in window: %w", translate(err))
+	}
+	return n, nil
+}

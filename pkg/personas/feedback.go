@@ -1,0 +1,155 @@
+package personas
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Limits on feedback batches.
+const (
+	MaxFeedbackPerBatch = 100
+	MaxNotesLen         = 4000
+)
+
+// FeedbackInput is a persona's rating of one module in one tick.
+type FeedbackInput struct {
+	TickID string
+	Module string
+	Rating int // 1..5
+	Notes  *string
+}
+
+// FeedbackID is the deterministic row id "<tickId>-<module>": one rating
+// per module per tick.
+func FeedbackID(tickID, module string) string { return tickID + "-" + module }
+
+// ValidateFeedback checks a batch; field names are JSON paths.
+func ValidateFeedback(rows []FeedbackInput) error {
+	var p Problems
+	switch {
+	case len(rows) == 0:
+		p.Add("feedback", "must contain at least one rating")
+	case len(rows) > MaxFeedbackPerBatch:
+		p.Add("feedback", "at most %d ratings per request, got %d", MaxFeedbackPerBatch, len(rows))
+	}
+	if len(p) > 0 {
+		return p.Err()
+	}
+	seen := make(map[string]int, len(rows))
+	for i, r := range rows {
+		f := "feedback[" + strconv.Itoa(i) + "]."
+		checkText(&p, f+"tickId", r.TickID, 1, MaxTickIDLen)
+		checkText(&p, f+"module", r.Module, 1, MaxModuleLen)
+		if r.Rating < 1 || r.Rating > 5 {
+			p.Add(f+"rating", "must be an integer from 1 to 5")
+		}
+		if r.Notes != nil {
+			checkText(&p, f+"notes", *r.Notes, 0, MaxNotesLen)
+		}
+		id := FeedbackID(r.TickID, r.Module)
+		if j, dup := seen[id]; dup {
+			p.Add(f+"module", "repeats feedback[%d]: one rating per module per tick", j)
+		}
+		seen[id] = i
+	}
+	return p.Err()
+}
+
+type feedbackRow struct {
+	ID     string  `json:"id"`
+	TickID string  `json:"tick_id"`
+	Module string  `json:"module"`
+	Rating int     `json:"rating"`
+	Notes  *string `json:"notes"`
+}
+
+// InsertFeedback stores ratings idempotently and marks the persona active
+// (clearing its lease) in the same statement: a tick that only rated
+// modules no longer leaves the persona due.
+func (s *Store) InsertFeedback(ctx context.Context, personaID string, rows []FeedbackInput) (WriteResult, error) {
+	if err := ValidateFeedback(rows); err != nil {
+		return WriteResult{}, err
+	}
+	payload := make([]feedbackRow, len(rows))
+	for i, r := range rows {
+		payload[i] = feedbackRow{ID: FeedbackID(r.TickID, r.Module), TickID: r.TickID, Module: r.Module, Rating: r.Rating, Notes: r.Notes}
+	}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return WriteResult{}, fmt.Errorf("encode feedback: %w", err)
+	}
+	var res struct {
+		Found   int `bun:"found"`
+		Written int `bun:"written"`
+	}
+	err = s.db.NewRaw(`
+WITH p AS (
+    UPDATE personas.personas
+       SET last_active_at = ?1, lease_owner = NULL, lease_expires_at = NULL
+     WHERE user_id = ?0
+ RETURNING user_id
+), ins AS (
+    INSERT INTO personas.persona_feedback (id, persona_id, tick_id, module, rating, notes, created_at)
+    SELECT r.id, p.user_id, r.tick_id, r.module, r.rating, r.notes, ?1
+      FROM p, jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, module text, rating smallint, notes text)
+        ON CONFLICT (id) DO NOTHING
+ RETURNING 1
+)
+SELECT (SELECT count(*) FROM p) AS found, (SELECT count(*) FROM ins) AS written`,
+		personaID, s.Now(), string(raw)).Scan(ctx, &res)
+	if err != nil {
+		return WriteResult{}, fmt.Errorf("insert feedback: %w", translate(err))
+	}
+	if res.Found == 0 {
+		return WriteResult{}, ErrNotFound
+	}
+	return WriteResult{Written: res.Written, Duplicates: len(rows) - res.Written}, nil
+}
+
+// ModuleFeedback aggregates one module's ratings for a persona.
+type ModuleFeedback struct {
+	Module       string         `json:"module"`
+	AvgRating    float64        `json:"avgRating"` // arithmetic mean of the ratings
+	Count        int            `json:"count"`
+	Distribution map[string]int `json:"distribution"` // "1".."5" → number of ratings
+	LastRatedAt  time.Time      `json:"lastRatedAt"`
+}
+
+// FeedbackByModule returns per-module aggregates of a persona's ratings,
+// ordered by module name.
+func (s *Store) FeedbackByModule(ctx context.Context, personaID string) ([]ModuleFeedback, error) {
+	var rows []struct {
+		Module      string    `bun:"module"`
+		AvgRating   float64   `bun:"avg_rating"`
+		Count       int       `bun:"count"`
+		R1          int       `bun:"r1"`
+		R2          int       `bun:"r2"`
+		R3          int       `bun:"r3"`
+		R4          int       `bun:"r4"`
+		R5          int       `bun:"r5"`
+		LastRatedAt time.Time `bun:"last_rated_at"`
+	}
+	err := s.db.NewRaw(`
+SELECT module, avg(rating)::float8 AS avg_rating, count(*) AS count,
+       count(*) FILTER (WHERE rating = 1) AS r1, count(*) FILTER (WHERE rating = 2) AS r2,
+       count(*) FILTER (WHERE rating = 3) AS r3, count(*) FILTER (WHERE rating = 4) AS r4,
+       count(*) FILTER (WHERE rating = 5) AS r5, max(created_at) AS last_rated_at
+  FROM personas.persona_feedback
+ WHERE persona_id = ?0
+ GROUP BY module
+ ORDER BY module`, personaID).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("feedback by module: %w", translate(err))
+	}
+	out := make([]ModuleFeedback, len(rows))
+	for i, r := range rows {
+		out[i] = ModuleFeedback{
+			Module: r.Module, AvgRating: r.AvgRating, Count: r.Count, LastRatedAt: r.LastRatedAt,
+			Distribution: map[string]int{"1": r.R1, "2": r.R2, "3": r.R3, "4": r.R4, "5": r.R5},
+		}
+	}
+	return out, nil
+}

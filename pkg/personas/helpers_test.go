@@ -1,0 +1,9 @@
+package personas_test
+
+import (
+	"testing"
+
+	"github.com/mana/personas/pkg/dbtest"
+)
+
+func emptyDSN(t *testing.T) string { return dbtest.Empty(t, "migrate") }

@@ -1,0 +1,280 @@
+package personas
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/uptrace/bun"
+)
+
+// Cadence is how often a persona should live a day in the product.
+type Cadence string
+
+// The cadences. The due rules are in Due.
+const (
+	CadenceDaily    Cadence = "daily"
+	CadenceWeekdays Cadence = "weekdays"
+	CadenceHourly   Cadence = "hourly"
+)
+
+// Valid reports whether c is one of the known cadences.
+func (c Cadence) Valid() bool {
+	return c == CadenceDaily || c == CadenceWeekdays || c == CadenceHourly
+}
+
+// Limits on what the store accepts. The database enforces the same bounds
+// with CHECK constraints; these give callers a clear message first.
+const (
+	MaxUserIDLen       = 128
+	MaxEmailLen        = 320
+	MaxNameLen         = 200
+	MaxArchetypeLen    = 64
+	MaxSystemPromptLen = 20000
+	MaxModules         = 50
+	MaxModuleLen       = 64
+	MaxModuleWeight    = 1000
+)
+
+// Persona is one synthetic user. UserID is the mana-auth user id.
+type Persona struct {
+	bun.BaseModel `bun:"table:personas.personas"`
+
+	UserID         string             `bun:"user_id,pk" json:"userId"`
+	Email          string             `bun:"email" json:"email"`
+	Name           string             `bun:"name" json:"name"`
+	Archetype      string             `bun:"archetype" json:"archetype"`
+	SystemPrompt   string             `bun:"system_prompt" json:"systemPrompt"`
+	ModuleMix      map[string]float64 `bun:"module_mix,type:jsonb" json:"moduleMix"`
+	TickCadence    Cadence            `bun:"tick_cadence" json:"tickCadence"`
+	LastActiveAt   *time.Time         `bun:"last_active_at" json:"lastActiveAt"`
+	LeaseOwner     *string            `bun:"lease_owner" json:"leaseOwner,omitempty"`
+	LeaseExpiresAt *time.Time         `bun:"lease_expires_at" json:"leaseExpiresAt,omitempty"`
+	CreatedAt      time.Time          `bun:"created_at" json:"createdAt"`
+	UpdatedAt      time.Time          `bun:"updated_at" json:"updatedAt"`
+}
+
+// PersonaInput is what an admin sets on a persona (create or update).
+type PersonaInput struct {
+	UserID       string
+	Email        string
+	Name         string
+	Archetype    string
+	SystemPrompt string
+	ModuleMix    map[string]float64
+	TickCadence  Cadence // empty means daily
+}
+
+// Validate reports every problem with the input; field names are the admin
+// API's JSON names.
+func (in *PersonaInput) Validate() error {
+	var p Problems
+	checkText(&p, "userId", in.UserID, 1, MaxUserIDLen)
+	checkText(&p, "email", in.Email, 3, MaxEmailLen)
+	if in.Email != "" {
+		if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email {
+			p.Add("email", "must be a plain email address")
+		}
+	}
+	checkText(&p, "name", in.Name, 0, MaxNameLen)
+	checkText(&p, "archetype", in.Archetype, 1, MaxArchetypeLen)
+	checkText(&p, "systemPrompt", in.SystemPrompt, 1, MaxSystemPromptLen)
+	if in.TickCadence != "" && !in.TickCadence.Valid() {
+		p.Add("tickCadence", "must be one of daily, weekdays, hourly")
+	}
+	if len(in.ModuleMix) == 0 {
+		p.Add("moduleMix", "must name at least one module")
+	}
+	if len(in.ModuleMix) > MaxModules {
+		p.Add("moduleMix", "at most %d modules", MaxModules)
+	}
+	for m, w := range in.ModuleMix {
+		f := "moduleMix." + m
+		if m == "" || utf8.RuneCountInString(m) > MaxModuleLen {
+			p.Add(f, "module names are 1-%d characters", MaxModuleLen)
+		}
+		if math.IsNaN(w) || math.IsInf(w, 0) || w < 0 || w > MaxModuleWeight {
+			p.Add(f, "weight must be a number from 0 to %d", MaxModuleWeight)
+		}
+	}
+	return p.Err()
+}
+
+func checkText(p *Problems, field, v string, minLen, maxLen int) {
+	n := utf8.RuneCountInString(v)
+	switch {
+	case !utf8.ValidString(v):
+		p.Add(field, "must be valid UTF-8")
+	case strings.ContainsRune(v, 0):
+		p.Add(field, "must not contain NUL characters")
+	case minLen > 0 && strings.TrimSpace(v) == "":
+		p.Add(field, "is required")
+	case n < minLen:
+		p.Add(field, "must be at least %d characters", minLen)
+	case n > maxLen:
+		p.Add(field, "must be at most %d characters", maxLen)
+	}
+}
+
+// UpsertPersona creates the persona or updates it in place (keyed by
+// user id) and reports whether it was created. Activity, leases and
+// created_at survive an update. An email already used by another persona
+// is ErrConflict.
+func (s *Store) UpsertPersona(ctx context.Context, in PersonaInput) (created bool, err error) {
+	if err := in.Validate(); err != nil {
+		return false, err
+	}
+	cadence := in.TickCadence
+	if cadence == "" {
+		cadence = CadenceDaily
+	}
+	mix, err := json.Marshal(in.ModuleMix)
+	if err != nil {
+		return false, fmt.Errorf("encode module mix: %w", err)
+	}
+	now := s.Now()
+	err = s.db.NewRaw(`
+INSERT INTO personas.personas AS p
+       (user_id, email, name, archetype, system_prompt, module_mix, tick_cadence, created_at, updated_at)
+VALUES (?0, ?1, ?2, ?3, ?4, ?5::jsonb, ?6, ?7, ?7)
+ON CONFLICT (user_id) DO UPDATE
+   SET email = EXCLUDED.email, name = EXCLUDED.name, archetype = EXCLUDED.archetype,
+       system_prompt = EXCLUDED.system_prompt, module_mix = EXCLUDED.module_mix,
+       tick_cadence = EXCLUDED.tick_cadence, updated_at = EXCLUDED.updated_at
+RETURNING (xmax = 0) AS created`,
+		in.UserID, in.Email, in.Name, in.Archetype, in.SystemPrompt, string(mix), string(cadence), now,
+	).Scan(ctx, &created)
+	if err != nil {
+		return false, fmt.Errorf("upsert persona: %w", translate(err))
+	}
+	return created, nil
+}
+
+// GetPersona returns one persona, or ErrNotFound.
+func (s *Store) GetPersona(ctx context.Context, userID string) (*Persona, error) {
+	p := new(Persona)
+	if err := s.db.NewSelect().Model(p).Where("user_id = ?", userID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get persona: %w", translate(err))
+	}
+	return p, nil
+}
+
+// DeletePersona removes the persona with its actions, feedback and activity
+// (ON DELETE CASCADE) in one statement. Unknown ids are ErrNotFound.
+func (s *Store) DeletePersona(ctx context.Context, userID string) error {
+	res, err := s.db.NewDelete().Model((*Persona)(nil)).Where("user_id = ?", userID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("delete persona: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// PersonaSummary is a persona in the admin list.
+type PersonaSummary struct {
+	Persona   `bun:",extend"`
+	Actions7d int64 `bun:"actions_7d" json:"actions7d"`
+}
+
+// ListFilter narrows and pages the admin list. Zero values mean no filter;
+// Limit 0 means every persona (the historical, unpaged shape).
+type ListFilter struct {
+	Limit     int
+	Cursor    string
+	Archetype string
+	Cadence   Cadence
+	Q         string // case-insensitive substring of email or name
+}
+
+// MaxListLimit bounds one page of the admin list.
+const MaxListLimit = 500
+
+type listCursor struct {
+	CreatedAt time.Time `json:"c"`
+	UserID    string    `json:"u"`
+}
+
+// ActivityWindow is the span "actions7d" covers. Activity is counted in
+// whole UTC hours: the window starts at the beginning of the hour that was
+// current exactly 7 days ago.
+const ActivityWindow = 7 * 24 * time.Hour
+
+// ListPersonas returns personas newest first, each with the number of
+// actions recorded in the last 7 days, read from the hourly buckets kept at
+// ingest (never from persona_actions). nextCursor is empty on the last page.
+func (s *Store) ListPersonas(ctx context.Context, f ListFilter) (items []PersonaSummary, nextCursor string, err error) {
+	var p Problems
+	if f.Limit < 0 || f.Limit > MaxListLimit {
+		p.Add("limit", "must be between 1 and %d", MaxListLimit)
+	}
+	if f.Cadence != "" && !f.Cadence.Valid() {
+		p.Add("cadence", "must be one of daily, weekdays, hourly")
+	}
+	if utf8.RuneCountInString(f.Q) > 200 {
+		p.Add("q", "must be at most 200 characters")
+	}
+	if utf8.RuneCountInString(f.Archetype) > MaxArchetypeLen {
+		p.Add("archetype", "must be at most %d characters", MaxArchetypeLen)
+	}
+	var cur *listCursor
+	if f.Cursor != "" {
+		cur = new(listCursor)
+		raw, decErr := base64.RawURLEncoding.DecodeString(f.Cursor)
+		if decErr != nil || json.Unmarshal(raw, cur) != nil || cur.UserID == "" {
+			p.Add("cursor", "is not a cursor returned by this API")
+		}
+	}
+	if err := p.Err(); err != nil {
+		return nil, "", err
+	}
+
+	since := s.Now().Add(-ActivityWindow).Truncate(time.Hour)
+	q := s.db.NewSelect().
+		Model(&items).
+		ModelTableExpr("personas.personas AS p").
+		ColumnExpr("p.*").
+		ColumnExpr(`COALESCE((SELECT sum(h.actions) FROM personas.persona_activity_hourly h
+		             WHERE h.persona_id = p.user_id AND h.hour >= ?), 0) AS actions_7d`, since).
+		OrderExpr("p.created_at DESC, p.user_id DESC")
+	if f.Archetype != "" {
+		q = q.Where("p.archetype = ?", f.Archetype)
+	}
+	if f.Cadence != "" {
+		q = q.Where("p.tick_cadence = ?", string(f.Cadence))
+	}
+	if f.Q != "" {
+		pattern := "%" + escapeLike(strings.ToLower(f.Q)) + "%"
+		q = q.Where("(lower(p.email) LIKE ? OR lower(p.name) LIKE ?)", pattern, pattern)
+	}
+	if cur != nil {
+		q = q.Where("(p.created_at, p.user_id) < (?, ?)", cur.CreatedAt, cur.UserID)
+	}
+	if f.Limit > 0 {
+		q = q.Limit(int64(f.Limit + 1))
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, "", fmt.Errorf("list personas: %w", translate(err))
+	}
+	if items == nil {
+		items = []PersonaSummary{}
+	}
+	if f.Limit > 0 && len(items) > f.Limit {
+		items = items[:f.Limit]
+		last := items[len(items)-1]
+		raw, _ := json.Marshal(listCursor{CreatedAt: last.CreatedAt, UserID: last.UserID})
+		nextCursor = base64.RawURLEncoding.EncodeToString(raw)
+	}
+	return items, nextCursor, nil
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}

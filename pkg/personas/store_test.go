@@ -1,0 +1,514 @@
+package personas_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mana/personas/pkg/personas"
+	"github.com/mana/personas/pkg/personas/personastest"
+)
+
+// monday is a Monday, 12:00 UTC.
+var monday = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+type bundle struct {
+	store *personas.Store
+	clock *personastest.Clock
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	clock := personastest.NewClock(monday)
+	return bundle{store: personastest.New(t, personas.WithClock(clock.Now)), clock: clock}
+}
+
+func persona(id string, cadence personas.Cadence) personas.PersonaInput {
+	return personas.PersonaInput{
+		UserID: id, Email: "persona." + id + "@mana.test", Name: strings.ToUpper(id[:1]) + id[1:],
+		Archetype: "solo-dev", SystemPrompt: "Du bist ein Test.", ModuleMix: map[string]float64{"todo": 1},
+		TickCadence: cadence,
+	}
+}
+
+func createPersona(t *testing.T, s *personas.Store, id string, cadence personas.Cadence) {
+	t.Helper()
+	created, err := s.UpsertPersona(context.Background(), persona(id, cadence))
+	require.NoError(t, err)
+	require.True(t, created)
+}
+
+func actions(tick string, n int) []personas.ActionInput {
+	out := make([]personas.ActionInput, n)
+	for i := range out {
+		out[i] = personas.ActionInput{TickID: tick, ToolName: fmt.Sprintf("tool%d", i), Result: personas.ResultOK}
+	}
+	return out
+}
+
+func dueIDs(t *testing.T, s *personas.Store) []string {
+	t.Helper()
+	due, _, err := s.Due(context.Background(), 0)
+	require.NoError(t, err)
+	ids := make([]string, len(due))
+	for i, d := range due {
+		ids[i] = d.UserID
+	}
+	return ids
+}
+
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+
+	t.Run("IdempotentAndCurrent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx := context.Background()
+		applied, err := personas.Migrate(ctx, b.store.DB())
+		require.NoError(t, err)
+		require.Empty(t, applied, "template is already migrated")
+		require.NoError(t, b.store.CheckSchema(ctx))
+	})
+
+	t.Run("ConcurrentReplicasApplyOnce", func(t *testing.T) {
+		t.Parallel()
+		db, err := personas.OpenDB(emptyDSN(t), personas.PoolConfig{MaxConns: 10})
+		require.NoError(t, err)
+		defer db.Close()
+		s := personas.New(db)
+		require.ErrorIs(t, s.CheckSchema(context.Background()), personas.ErrSchemaNotReady)
+
+		var wg sync.WaitGroup
+		results := make([][]int, 5)
+		errs := make([]error, 5)
+		for i := range 5 {
+			wg.Go(func() { results[i], errs[i] = personas.Migrate(context.Background(), db) })
+		}
+		wg.Wait()
+		total := 0
+		for i := range 5 {
+			require.NoError(t, errs[i])
+			total += len(results[i])
+		}
+		require.Equal(t, personas.LatestVersion(), total, "each migration applied exactly once")
+		require.NoError(t, s.CheckSchema(context.Background()))
+	})
+
+	t.Run("NoPlaceholdersInSQL", func(t *testing.T) {
+		t.Parallel()
+		ms, err := personas.Migrations()
+		require.NoError(t, err)
+		for _, m := range ms {
+			require.NotContains(t, m.SQL, "?", "%s: bun would read ? as a placeholder", m.Name)
+		}
+	})
+}
+
+func TestDueRules(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	cases := []struct {
+		name    string
+		cadence personas.Cadence
+		now     time.Time     // when /due is asked
+		idle    time.Duration // how long ago the persona was last active; 0 = never
+		due     bool
+	}{
+		{"HourlyNeverActive", personas.CadenceHourly, monday, 0, true},
+		{"HourlyJustUnderAnHour", personas.CadenceHourly, monday, time.Hour - time.Microsecond, false},
+		{"HourlyExactlyAnHour", personas.CadenceHourly, monday, time.Hour, true},
+		{"DailyAfterAnHour", personas.CadenceDaily, monday, 2 * time.Hour, false},
+		{"DailyJustUnder24h", personas.CadenceDaily, monday, 24*time.Hour - time.Microsecond, false},
+		{"DailyExactly24h", personas.CadenceDaily, monday, 24 * time.Hour, true},
+		{"WeekdaysMonday24h", personas.CadenceWeekdays, monday, 24 * time.Hour, true},
+		{"WeekdaysMondayNever", personas.CadenceWeekdays, monday, 0, true},
+		{"WeekdaysSaturdayNever", personas.CadenceWeekdays, monday.AddDate(0, 0, 5), 0, false},
+		{"WeekdaysSunday48h", personas.CadenceWeekdays, monday.AddDate(0, 0, 6), 48 * time.Hour, false},
+		{"WeekdaysFriday23h59", personas.CadenceWeekdays, monday.AddDate(0, 0, 4).Add(11*time.Hour + 59*time.Minute), 30 * time.Hour, true},
+		{"WeekdaysSaturdayMidnight", personas.CadenceWeekdays, monday.AddDate(0, 0, 5).Add(-12 * time.Hour), 30 * time.Hour, false},
+		{"DailySaturday", personas.CadenceDaily, monday.AddDate(0, 0, 5), 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			createPersona(t, b.store, "p1", tc.cadence)
+			if tc.idle > 0 {
+				b.clock.Set(tc.now.Add(-tc.idle))
+				_, err := b.store.InsertActions(ctx, "p1", actions("tick", 1))
+				require.NoError(t, err)
+			}
+			b.clock.Set(tc.now)
+			ids := dueIDs(t, b.store)
+			if tc.due {
+				require.Equal(t, []string{"p1"}, ids)
+			} else {
+				require.Empty(t, ids)
+			}
+		})
+	}
+
+	t.Run("OrderNeverActiveThenOldest", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for _, id := range []string{"a", "b", "c", "d"} {
+			createPersona(t, b.store, id, personas.CadenceHourly)
+		}
+		b.clock.Set(monday.Add(-3 * time.Hour))
+		_, err := b.store.InsertFeedback(ctx, "c", []personas.FeedbackInput{{TickID: "t", Module: "todo", Rating: 3}})
+		require.NoError(t, err)
+		b.clock.Set(monday.Add(-5 * time.Hour))
+		_, err = b.store.InsertActions(ctx, "a", actions("t", 1))
+		require.NoError(t, err)
+		b.clock.Set(monday)
+		require.Equal(t, []string{"b", "d", "a", "c"}, dueIDs(t, b.store))
+
+		due, serverTime, err := b.store.Due(ctx, 0)
+		require.NoError(t, err)
+		require.Nil(t, due[0].LastActiveAt)
+		require.Equal(t, monday, serverTime)
+	})
+
+	t.Run("Limit", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for i := range 5 {
+			createPersona(t, b.store, fmt.Sprintf("p%d", i), personas.CadenceDaily)
+		}
+		due, _, err := b.store.Due(ctx, 2)
+		require.NoError(t, err)
+		require.Len(t, due, 2)
+		_, _, err = b.store.Due(ctx, personas.MaxDueLimit+1)
+		var ve *personas.ValidationError
+		require.ErrorAs(t, err, &ve)
+	})
+}
+
+func TestClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("LeaseHidesFromDueUntilExpiry", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		got, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r1", Limit: 5, Lease: time.Minute})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.True(t, monday.Add(time.Minute).Equal(*got[0].LeaseExpiresAt))
+		require.Empty(t, dueIDs(t, b.store))
+		again, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r2"})
+		require.NoError(t, err)
+		require.Empty(t, again)
+
+		b.clock.Advance(time.Minute)
+		require.Equal(t, []string{"p1"}, dueIDs(t, b.store), "lease ran out")
+	})
+
+	t.Run("ActivityEndsLease", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceHourly)
+		_, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r1", Lease: 5 * time.Hour})
+		require.NoError(t, err)
+		_, err = b.store.InsertActions(ctx, "p1", actions("t1", 2))
+		require.NoError(t, err)
+		b.clock.Advance(time.Hour)
+		require.Equal(t, []string{"p1"}, dueIDs(t, b.store), "due again after the cadence, lease cleared")
+		p, err := b.store.GetPersona(ctx, "p1")
+		require.NoError(t, err)
+		require.Nil(t, p.LeaseOwner)
+	})
+
+	t.Run("ConcurrentClaimersNeverShare", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		const n = 1000
+		ins := make([]string, 0, n)
+		for i := range n {
+			ins = append(ins, fmt.Sprintf("('u%04d', 'persona.u%04d@mana.test', 'x', 'prompt', '{\"todo\":1}', 'daily')", i, i))
+		}
+		_, err := b.store.DB().ExecContext(ctx, `INSERT INTO personas.personas (user_id, email, archetype, system_prompt, module_mix, tick_cadence) VALUES `+strings.Join(ins, ","))
+		require.NoError(t, err)
+
+		var mu sync.Mutex
+		seen := map[string]string{}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for r := range 8 {
+			wg.Go(func() {
+				runner := fmt.Sprintf("runner-%d", r)
+				for {
+					got, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: runner, Limit: 7})
+					if err != nil {
+						errs <- err
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, p := range got {
+						if prev, dup := seen[p.UserID]; dup {
+							errs <- fmt.Errorf("%s claimed by %s and %s", p.UserID, prev, runner)
+						}
+						seen[p.UserID] = runner
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		require.Len(t, seen, n, "every persona claimed exactly once")
+	})
+
+	t.Run("Validation", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "", Limit: 1000, Lease: time.Second})
+		var ve *personas.ValidationError
+		require.ErrorAs(t, err, &ve)
+		require.Len(t, ve.Details, 3)
+	})
+}
+
+func TestInsertActions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("RetryIsIdempotent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		res, err := b.store.InsertActions(ctx, "p1", actions("t1", 20))
+		require.NoError(t, err)
+		require.Equal(t, personas.WriteResult{Written: 20}, res)
+		res, err = b.store.InsertActions(ctx, "p1", actions("t1", 20))
+		require.NoError(t, err)
+		require.Equal(t, personas.WriteResult{Written: 0, Duplicates: 20}, res)
+		n, err := b.store.Actions7d(ctx, "p1")
+		require.NoError(t, err)
+		require.Equal(t, int64(20), n, "activity counts only rows inserted")
+	})
+
+	t.Run("UnknownPersonaWritesNothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.store.InsertActions(ctx, "nobody", actions("t1", 3))
+		require.ErrorIs(t, err, personas.ErrNotFound)
+		var count int
+		require.NoError(t, b.store.DB().NewRaw(`SELECT count(*) FROM personas.persona_actions`).Scan(ctx, &count))
+		require.Zero(t, count)
+	})
+
+	t.Run("SplitBatchesWithSeqKeepEveryRow", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		first, second := actions("t1", 3), actions("t1", 3)
+		for i := range first {
+			s1, s2 := i, i+3
+			first[i].Seq, second[i].Seq = &s1, &s2
+		}
+		_, err := b.store.InsertActions(ctx, "p1", first)
+		require.NoError(t, err)
+		res, err := b.store.InsertActions(ctx, "p1", second)
+		require.NoError(t, err)
+		require.Equal(t, 3, res.Written)
+		recent, err := b.store.RecentActions(ctx, "p1", 20)
+		require.NoError(t, err)
+		require.Len(t, recent, 6)
+		require.Equal(t, "t1-5-tool2", recent[0].ID, "newest first")
+	})
+
+	t.Run("ConcurrentIdenticalPostsWriteOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		var wg sync.WaitGroup
+		written := make([]int, 50)
+		errs := make([]error, 50)
+		for i := range 50 {
+			wg.Go(func() {
+				res, err := b.store.InsertActions(ctx, "p1", actions("t1", 10))
+				written[i], errs[i] = res.Written, err
+			})
+		}
+		wg.Wait()
+		total := 0
+		for i := range 50 {
+			require.NoError(t, errs[i])
+			total += written[i]
+		}
+		require.Equal(t, 10, total)
+		n, err := b.store.Actions7d(ctx, "p1")
+		require.NoError(t, err)
+		require.Equal(t, int64(10), n)
+	})
+
+	t.Run("Validation", func(t *testing.T) {
+		t.Parallel()
+		long := strings.Repeat("x", personas.MaxErrorMessageLen+1)
+		neg := -1
+		seq := 1
+		cases := map[string]struct {
+			rows  []personas.ActionInput
+			field string
+		}{
+			"Empty":           {nil, "actions"},
+			"TooMany":         {actions("t", personas.MaxActionsPerBatch+1), "actions"},
+			"MissingTick":     {[]personas.ActionInput{{ToolName: "x", Result: "ok"}}, "actions[0].tickId"},
+			"BadResult":       {[]personas.ActionInput{{TickID: "t", ToolName: "x", Result: "maybe"}}, "actions[0].result"},
+			"LongError":       {[]personas.ActionInput{{TickID: "t", ToolName: "x", Result: "error", ErrorMessage: &long}}, "actions[0].errorMessage"},
+			"NegativeLatency": {[]personas.ActionInput{{TickID: "t", ToolName: "x", Result: "ok", LatencyMs: &neg}}, "actions[0].latencyMs"},
+			"DuplicateSeq": {[]personas.ActionInput{
+				{TickID: "t", ToolName: "x", Result: "ok", Seq: &seq}, {TickID: "t", ToolName: "x", Result: "ok", Seq: &seq},
+			}, "actions[1].seq"},
+		}
+		for name, tc := range cases {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				err := personas.ValidateActions(tc.rows)
+				var ve *personas.ValidationError
+				require.ErrorAs(t, err, &ve)
+				require.Equal(t, tc.field, ve.Details[0].Field)
+			})
+		}
+	})
+}
+
+func TestFeedback(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("AggregatesAreTrueMeans", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		for i, r := range []int{5, 4, 4, 1} {
+			_, err := b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{
+				{TickID: fmt.Sprintf("t%d", i), Module: "todo", Rating: r},
+				{TickID: fmt.Sprintf("t%d", i), Module: "journal", Rating: 2},
+			})
+			require.NoError(t, err)
+			b.clock.Advance(time.Minute)
+		}
+		agg, err := b.store.FeedbackByModule(ctx, "p1")
+		require.NoError(t, err)
+		require.Len(t, agg, 2)
+		require.Equal(t, "journal", agg[0].Module)
+		require.InDelta(t, 2.0, agg[0].AvgRating, 1e-9)
+		require.Equal(t, "todo", agg[1].Module)
+		require.InDelta(t, 3.5, agg[1].AvgRating, 1e-9)
+		require.Equal(t, 4, agg[1].Count)
+		require.Equal(t, map[string]int{"1": 1, "2": 0, "3": 0, "4": 2, "5": 1}, agg[1].Distribution)
+		require.Equal(t, monday.Add(3*time.Minute), agg[1].LastRatedAt.UTC())
+	})
+
+	t.Run("FeedbackMarksActive", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		res, err := b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: "t", Module: "todo", Rating: 3}})
+		require.NoError(t, err)
+		require.Equal(t, 1, res.Written)
+		require.Empty(t, dueIDs(t, b.store))
+		res, err = b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: "t", Module: "todo", Rating: 3}})
+		require.NoError(t, err)
+		require.Equal(t, personas.WriteResult{Duplicates: 1}, res)
+	})
+}
+
+func TestListPersonas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("Actions7dAcrossBoundary", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		b.clock.Set(monday.Add(-7*24*time.Hour - 2*time.Hour)) // outside the window
+		_, err := b.store.InsertActions(ctx, "p1", actions("old", 5))
+		require.NoError(t, err)
+		b.clock.Set(monday.Add(-7*24*time.Hour + time.Hour)) // inside
+		_, err = b.store.InsertActions(ctx, "p1", actions("new", 3))
+		require.NoError(t, err)
+		b.clock.Set(monday)
+		items, next, err := b.store.ListPersonas(ctx, personas.ListFilter{})
+		require.NoError(t, err)
+		require.Empty(t, next)
+		require.Len(t, items, 1)
+		require.Equal(t, int64(3), items[0].Actions7d)
+	})
+
+	t.Run("PagesAndFilters", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for i := range 5 {
+			createPersona(t, b.store, fmt.Sprintf("p%d", i), personas.CadenceDaily)
+			b.clock.Advance(time.Second)
+		}
+		createPersona(t, b.store, "hourlyone", personas.CadenceHourly)
+		var got []string
+		cursor := ""
+		for {
+			items, next, err := b.store.ListPersonas(ctx, personas.ListFilter{Limit: 2, Cursor: cursor, Cadence: personas.CadenceDaily})
+			require.NoError(t, err)
+			for _, it := range items {
+				got = append(got, it.UserID)
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		require.Equal(t, []string{"p4", "p3", "p2", "p1", "p0"}, got)
+		items, _, err := b.store.ListPersonas(ctx, personas.ListFilter{Q: "HOURLY"})
+		require.NoError(t, err)
+		require.Len(t, items, 1)
+	})
+
+	t.Run("UpsertKeepsActivity", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		_, err := b.store.InsertActions(ctx, "p1", actions("t", 1))
+		require.NoError(t, err)
+		in := persona("p1", personas.CadenceHourly)
+		created, err := b.store.UpsertPersona(ctx, in)
+		require.NoError(t, err)
+		require.False(t, created)
+		p, err := b.store.GetPersona(ctx, "p1")
+		require.NoError(t, err)
+		require.NotNil(t, p.LastActiveAt)
+		require.Equal(t, personas.CadenceHourly, p.TickCadence)
+
+		other := persona("p2", personas.CadenceDaily)
+		other.Email = in.Email
+		_, err = b.store.UpsertPersona(ctx, other)
+		require.ErrorIs(t, err, personas.ErrConflict)
+	})
+
+	t.Run("DeleteCascades", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		_, err := b.store.InsertActions(ctx, "p1", actions("t", 2))
+		require.NoError(t, err)
+		require.NoError(t, b.store.DeletePersona(ctx, "p1"))
+		require.ErrorIs(t, b.store.DeletePersona(ctx, "p1"), personas.ErrNotFound)
+		var count int
+		require.NoError(t, b.store.DB().NewRaw(`SELECT count(*) FROM personas.persona_actions`).Scan(ctx, &count))
+		require.Zero(t, count)
+	})
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/personas"
+)
+
+//go:embed openapi.yaml
+var openAPIDoc []byte
+
+// bodyLimit bounds request bodies: 500 actions with long error messages fit.
+const bodyLimit = 4 << 20
+
+// newServer wires the whole HTTP surface. Every endpoint is listed here.
+func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *httpx.Server {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(store.DB().DB, "personas"),
+	)
+	h := &handlers{store: store, logger: logger, metrics: newRowMetrics(reg)}
+	srv := httpx.New(httpx.Options{
+		Name:      serviceName,
+		Logger:    logger,
+		BodyLimit: bodyLimit,
+		Registry:  reg,
+		Ready:     h.ready,
+		MapError:  mapError,
+	})
+	e := srv.Echo
+	e.GET("/openapi.yaml", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/yaml", openAPIDoc)
+	})
+
+	api := e.Group("/api/v1/personas/internal",
+		httpx.ServiceKey(cfg.ServiceKey, cfg.ServiceKeyPrevious),
+		httpx.Gate(store.CheckSchema),
+	)
+	api.GET("/due", h.listDue)
+	api.POST("/due/claim", h.claim)
+	api.POST("/:id/actions", h.postActions)
+	api.POST("/:id/feedback", h.postFeedback)
+	return srv
+}
+
+func (h *handlers) ready(ctx context.Context) error {
+	if err := h.store.Ping(ctx); err != nil {
+		return errors.New("database unreachable")
+	}
+	if err := h.store.CheckSchema(ctx); err != nil {
+		return schemaMessage(err)
+	}
+	return nil
+}
+
+func schemaMessage(err error) error {
+	return fmt.Errorf("%w: run `%s migrate` (or start with PERSONAS_AUTO_MIGRATE=true)", err, serviceName)
+}
+
+// mapError renders the store's errors as the contract's JSON.
+func mapError(err error) *httpx.Error {
+	var ve *personas.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return &httpx.Error{Status: http.StatusBadRequest, Code: "ValidationError", Message: ve.Error(), Details: ve.Details}
+	case errors.Is(err, personas.ErrNotFound):
+		return &httpx.Error{Status: http.StatusNotFound, Code: "Persona not found"}
+	case errors.Is(err, personas.ErrSchemaNotReady):
+		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", schemaMessage(err).Error())
+	case errors.Is(err, personas.ErrUnavailable):
+		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", "database unavailable; retry")
+	case errors.Is(err, personas.ErrRetry):
+		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", "transient database conflict; retry")
+	case errors.Is(err, personas.ErrConflict):
+		return httpx.NewError(http.StatusConflict, "Conflict", "")
+	}
+	return nil
+}
+
+type rowMetrics struct {
+	written    *prometheus.CounterVec
+	duplicates *prometheus.CounterVec
+}
+
+func newRowMetrics(reg prometheus.Registerer) *rowMetrics {
+	m := &rowMetrics{
+		written: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "personas_rows_inserted_total", Help: "Rows inserted, by kind (actions, feedback).",
+		}, []string{"kind"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "personas_rows_deduplicated_total", Help: "Rows received that were already stored (retries), by kind.",
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.written, m.duplicates)
+	return m
+}
