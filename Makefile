@@ -30,7 +30,7 @@ test: ## run every test (needs PostgreSQL: found, started or installed by deploy
 lint: $(GOLANGCI) ## gofmt, go vet, golangci-lint
 	@out="$$(gofmt -l pkg services deploy)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PACKAGES)
-	$(GOLANGCI) run ./pkg/... ./services/... ./deploy/...
+	$(GOLANGCI) run $$($(GO) list -m -f '{{.Dir}}/...' | sed "s|^$(CURDIR)/|./|")
 
 fmt: ## gofmt every Go file
 	gofmt -w pkg services deploy

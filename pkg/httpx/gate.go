@@ -44,4 +44,3 @@ func Gate(check func(ctx context.Context) error) echo.MiddlewareFunc {
 		}
 	}
 }
-

@@ -123,18 +123,15 @@ func (o Object) OptInt(field string, lo, hi int) *int {
 }
 
 func (o Object) parseInt(field string, raw json.RawMessage, lo, hi int) int {
-	// json.Number would also accept "12" (a string): only bare numbers pass.
-	var n json.Number
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if c := raw[0]; (c != '-' && (c < '0' || c > '9')) || dec.Decode(&n) != nil {
+	// raw is one valid JSON value. Only a bare number is an integer here:
+	// "12" (a string), 4.5 and 1e400 are refused; 5.0 and 1e3 are accepted.
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
 		o.r.Add(o.name(field), "must be an integer")
 		return 0
 	}
-	v, err := strconv.ParseInt(n.String(), 10, 64)
+	v, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
-		// 5.0 is an integer written as a float: accept it, refuse 4.5.
-		f, ferr := n.Float64()
+		f, ferr := strconv.ParseFloat(string(raw), 64)
 		if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
 			o.r.Add(o.name(field), "must be an integer")
 			return 0

@@ -140,7 +140,7 @@ func (s *Store) InsertActions(ctx context.Context, personaID string, rows []Acti
 		Found   int `bun:"found"`
 		Written int `bun:"written"`
 	}
-	err = s.db.NewRaw(insertActionsSQL, personaID, now, string(raw), now.Truncate(time.Hour)).Scan(ctx, &res)
+	err = s.queryRowPrepared(ctx, "insertActions", personaID, now, string(raw), now.Truncate(time.Hour)).Scan(&res.Found, &res.Written)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("insert actions: %w", translate(err))
 	}
@@ -156,13 +156,13 @@ func (s *Store) InsertActions(ctx context.Context, personaID string, rows []Acti
 const insertActionsSQL = `
 WITH p AS (
     UPDATE personas.personas
-       SET last_active_at = ?1, lease_owner = NULL, lease_expires_at = NULL
-     WHERE user_id = ?0
+       SET last_active_at = ?1::timestamptz, lease_owner = NULL, lease_expires_at = NULL
+     WHERE user_id = ?0::text
  RETURNING user_id
 ), ins AS (
     INSERT INTO personas.persona_actions
            (id, persona_id, tick_id, seq, tool_name, input_hash, result, error_message, latency_ms, created_at)
-    SELECT r.id, p.user_id, r.tick_id, r.seq, r.tool_name, r.input_hash, r.result, r.error_message, r.latency_ms, ?1
+    SELECT r.id, p.user_id, r.tick_id, r.seq, r.tool_name, r.input_hash, r.result, r.error_message, r.latency_ms, ?1::timestamptz
       FROM p, jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, seq integer, tool_name text,
                                                  input_hash text, result text, error_message text, latency_ms integer)
         ON CONFLICT (id) DO NOTHING
@@ -171,7 +171,7 @@ WITH p AS (
     SELECT count(*) AS written FROM ins
 ), bucket AS (
     INSERT INTO personas.persona_activity_hourly AS h (persona_id, hour, actions)
-    SELECT ?0, ?3, n.written FROM n WHERE n.written > 0
+    SELECT ?0::text, ?3::timestamptz, n.written FROM n WHERE n.written > 0
         ON CONFLICT (persona_id, hour) DO UPDATE SET actions = h.actions + EXCLUDED.actions
 )
 SELECT (SELECT count(*) FROM p) AS found, (SELECT written FROM n) AS written`

@@ -2,6 +2,7 @@ package personas
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -35,27 +36,55 @@ const (
 
 // DuePersona is a persona as the runner sees it.
 type DuePersona struct {
-	UserID         string             `bun:"user_id" json:"userId"`
-	Email          string             `bun:"email" json:"email"`
-	Archetype      string             `bun:"archetype" json:"archetype"`
-	SystemPrompt   string             `bun:"system_prompt" json:"systemPrompt"`
-	ModuleMix      map[string]float64 `bun:"module_mix,type:jsonb" json:"moduleMix"`
-	TickCadence    Cadence            `bun:"tick_cadence" json:"tickCadence"`
-	LastActiveAt   *time.Time         `bun:"last_active_at" json:"lastActiveAt"`
-	LeaseExpiresAt *time.Time         `bun:"lease_expires_at" json:"leaseExpiresAt,omitempty"`
+	UserID       string `bun:"user_id" json:"userId"`
+	Email        string `bun:"email" json:"email"`
+	Archetype    string `bun:"archetype" json:"archetype"`
+	SystemPrompt string `bun:"system_prompt" json:"systemPrompt"`
+	// ModuleMix is passed through as stored (a JSON object validated on
+	// write), not decoded and re-encoded on the runner's hot path.
+	ModuleMix      json.RawMessage `bun:"module_mix,type:jsonb" json:"moduleMix"`
+	TickCadence    Cadence         `bun:"tick_cadence" json:"tickCadence"`
+	LastActiveAt   *time.Time      `bun:"last_active_at" json:"lastActiveAt"`
+	LeaseExpiresAt *time.Time      `bun:"lease_expires_at" json:"leaseExpiresAt,omitempty"`
 }
 
 // dueWhere selects due, unleased personas. Its first condition bounds the
 // walk of personas_due_idx: nobody last active within the hour is due.
 // Arguments: ?0 now, ?1 now-1h, ?2 now-24h, ?3 today is a weekday.
 const dueWhere = `
-COALESCE(last_active_at, '-infinity'::timestamptz) <= ?1
-AND (lease_expires_at IS NULL OR lease_expires_at <= ?0)
+COALESCE(last_active_at, '-infinity'::timestamptz) <= ?1::timestamptz
+AND (lease_expires_at IS NULL OR lease_expires_at <= ?0::timestamptz)
 AND (tick_cadence = 'hourly'
-     OR (COALESCE(last_active_at, '-infinity'::timestamptz) <= ?2
-         AND (tick_cadence = 'daily' OR ?3)))`
+     OR (COALESCE(last_active_at, '-infinity'::timestamptz) <= ?2::timestamptz
+         AND (tick_cadence = 'daily' OR ?3::boolean)))`
 
 const dueOrder = `COALESCE(last_active_at, '-infinity'::timestamptz), user_id`
+
+// dueSQL: dueWhere's arguments, then ?4 the limit.
+const dueSQL = `
+SELECT user_id, email, archetype, system_prompt, module_mix, tick_cadence, last_active_at
+  FROM personas.personas
+ WHERE ` + dueWhere + `
+ ORDER BY ` + dueOrder + `
+ LIMIT ?4::integer`
+
+// claimSQL: dueWhere's arguments, then ?4 the limit, ?5 the runner, ?6 the
+// end of the lease.
+const claimSQL = `
+WITH due AS (
+    SELECT user_id
+      FROM personas.personas
+     WHERE ` + dueWhere + `
+     ORDER BY ` + dueOrder + `
+     LIMIT ?4::integer
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE personas.personas AS p
+   SET lease_owner = ?5::text, lease_expires_at = ?6::timestamptz
+  FROM due
+ WHERE p.user_id = due.user_id
+RETURNING p.user_id, p.email, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence,
+          p.last_active_at, p.lease_expires_at`
 
 func (s *Store) dueArgs(now time.Time) []any {
 	wd := now.Weekday()
@@ -75,12 +104,7 @@ func (s *Store) Due(ctx context.Context, limit int) ([]DuePersona, time.Time, er
 	}
 	args := append(s.dueArgs(now), limit)
 	out := []DuePersona{}
-	err := s.db.NewRaw(`
-SELECT user_id, email, archetype, system_prompt, module_mix, tick_cadence, last_active_at
-  FROM personas.personas
- WHERE `+dueWhere+`
- ORDER BY `+dueOrder+`
- LIMIT ?4`, args...).Scan(ctx, &out)
+	err := s.queryPrepared(ctx, "due", &out, args...)
 	if err != nil {
 		return nil, now, fmt.Errorf("list due personas: %w", translate(err))
 	}
@@ -126,21 +150,7 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) ([]DuePersona, time
 	until := now.Add(req.Lease)
 	args := append(s.dueArgs(now), req.Limit, req.RunnerID, until)
 	out := []DuePersona{}
-	err := s.db.NewRaw(`
-WITH due AS (
-    SELECT user_id
-      FROM personas.personas
-     WHERE `+dueWhere+`
-     ORDER BY `+dueOrder+`
-     LIMIT ?4
-       FOR UPDATE SKIP LOCKED
-)
-UPDATE personas.personas AS p
-   SET lease_owner = ?5, lease_expires_at = ?6
-  FROM due
- WHERE p.user_id = due.user_id
-RETURNING p.user_id, p.email, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence,
-          p.last_active_at, p.lease_expires_at`, args...).Scan(ctx, &out)
+	err := s.queryPrepared(ctx, "claim", &out, args...)
 	if err != nil {
 		return nil, now, fmt.Errorf("claim due personas: %w", translate(err))
 	}

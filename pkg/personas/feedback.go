@@ -85,21 +85,7 @@ func (s *Store) InsertFeedback(ctx context.Context, personaID string, rows []Fee
 		Found   int `bun:"found"`
 		Written int `bun:"written"`
 	}
-	err = s.db.NewRaw(`
-WITH p AS (
-    UPDATE personas.personas
-       SET last_active_at = ?1, lease_owner = NULL, lease_expires_at = NULL
-     WHERE user_id = ?0
- RETURNING user_id
-), ins AS (
-    INSERT INTO personas.persona_feedback (id, persona_id, tick_id, module, rating, notes, created_at)
-    SELECT r.id, p.user_id, r.tick_id, r.module, r.rating, r.notes, ?1
-      FROM p, jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, module text, rating smallint, notes text)
-        ON CONFLICT (id) DO NOTHING
- RETURNING 1
-)
-SELECT (SELECT count(*) FROM p) AS found, (SELECT count(*) FROM ins) AS written`,
-		personaID, s.Now(), string(raw)).Scan(ctx, &res)
+	err = s.queryRowPrepared(ctx, "insertFeedback", personaID, s.Now(), string(raw)).Scan(&res.Found, &res.Written)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("insert feedback: %w", translate(err))
 	}
@@ -153,3 +139,20 @@ SELECT module, avg(rating)::float8 AS avg_rating, count(*) AS count,
 	}
 	return out, nil
 }
+
+// insertFeedbackSQL: ?0 persona id, ?1 now, ?2 rows as JSON. Like actions,
+// the insert reads from the persona update, which therefore runs first.
+const insertFeedbackSQL = `
+WITH p AS (
+    UPDATE personas.personas
+       SET last_active_at = ?1::timestamptz, lease_owner = NULL, lease_expires_at = NULL
+     WHERE user_id = ?0::text
+ RETURNING user_id
+), ins AS (
+    INSERT INTO personas.persona_feedback (id, persona_id, tick_id, module, rating, notes, created_at)
+    SELECT r.id, p.user_id, r.tick_id, r.module, r.rating, r.notes, ?1::timestamptz
+      FROM p, jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, module text, rating smallint, notes text)
+        ON CONFLICT (id) DO NOTHING
+ RETURNING 1
+)
+SELECT (SELECT count(*) FROM p) AS found, (SELECT count(*) FROM ins) AS written`

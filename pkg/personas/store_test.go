@@ -106,6 +106,11 @@ func TestMigrate(t *testing.T) {
 		for _, m := range ms {
 			require.NotContains(t, m.SQL, "?", "%s: bun would read ? as a placeholder", m.Name)
 		}
+		for _, name := range []string{"due", "claim", "insertActions", "insertFeedback"} {
+			q, ok := personas.Statement(name)
+			require.True(t, ok)
+			require.NotContains(t, q, "?", name)
+		}
 	})
 }
 
@@ -511,4 +516,38 @@ func TestListPersonas(t *testing.T) {
 		require.NoError(t, b.store.DB().NewRaw(`SELECT count(*) FROM personas.persona_actions`).Scan(ctx, &count))
 		require.Zero(t, count)
 	})
+}
+
+// TestDuePlanUsesIndex shows /due and claims are answered by walking
+// personas_due_idx, not by scanning and sorting every persona.
+func TestDuePlanUsesIndex(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	_, err := b.store.DB().ExecContext(ctx, `
+INSERT INTO personas.personas (user_id, email, archetype, system_prompt, module_mix, tick_cadence, last_active_at)
+SELECT 'u' || i, 'persona.u' || i || '@mana.test', 'x', repeat('p', 300), '{"todo":1}', 'daily',
+       CASE WHEN i <= 1000 THEN NULL ELSE now() - (i % 600) * interval '1 minute' END
+  FROM generate_series(1, 20000) AS i;
+ANALYZE personas.personas`)
+	require.NoError(t, err)
+	for _, name := range []string{"due", "claim"} {
+		sql, ok := personas.Statement(name)
+		require.True(t, ok)
+		args := []any{monday, monday.Add(-time.Hour), monday.Add(-24 * time.Hour), true, 100}
+		if name == "claim" {
+			args = append(args, "r", monday)
+		}
+		rows, err := b.store.DB().DB.QueryContext(ctx, "EXPLAIN "+sql, args...)
+		require.NoError(t, err)
+		var plan []string
+		for rows.Next() {
+			var line string
+			require.NoError(t, rows.Scan(&line))
+			plan = append(plan, line)
+		}
+		require.NoError(t, rows.Err())
+		require.NoError(t, rows.Close())
+		require.Contains(t, strings.Join(plan, "\n"), "personas_due_idx", "%s plan:\n%s", name, strings.Join(plan, "\n"))
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -102,17 +103,72 @@ type writeResponse struct {
 
 // POST /:id/actions {"actions":[{tickId,seq?,toolName,inputHash?,result,errorMessage?,latencyMs?}]}
 func (h *handlers) postActions(c echo.Context) error {
-	var p personas.Problems
-	obj, err := readObject(c, &p)
+	body, err := readBody(c)
 	if err != nil {
 		return err
+	}
+	rows, err := decodeActions(body)
+	if err != nil {
+		return err
+	}
+	res, err := h.store.InsertActions(c.Request().Context(), c.Param("id"), rows)
+	if err != nil {
+		return err
+	}
+	h.metrics.written.WithLabelValues("actions").Add(float64(res.Written))
+	h.metrics.duplicates.WithLabelValues("actions").Add(float64(res.Duplicates))
+	return c.JSON(http.StatusOK, writeResponse{OK: true, Written: res.Written, Duplicates: res.Duplicates})
+}
+
+// wireAction is the fast path's view of one row: a well-formed batch
+// decodes straight into it. Anything it cannot take (a wrong type, a
+// missing field) falls back to field-by-field reading, which names every
+// problem.
+type wireAction struct {
+	TickID       *string `json:"tickId"`
+	Seq          *int    `json:"seq"`
+	ToolName     *string `json:"toolName"`
+	InputHash    *string `json:"inputHash"`
+	Result       *string `json:"result"`
+	ErrorMessage *string `json:"errorMessage"`
+	LatencyMs    *int    `json:"latencyMs"`
+}
+
+func decodeActions(body []byte) ([]personas.ActionInput, error) {
+	var fast struct {
+		Actions []wireAction `json:"actions"`
+	}
+	if json.Unmarshal(body, &fast) == nil && fast.Actions != nil && len(fast.Actions) <= personas.MaxActionsPerBatch {
+		rows := make([]personas.ActionInput, 0, len(fast.Actions))
+		for _, a := range fast.Actions {
+			if a.TickID == nil || a.ToolName == nil || a.Result == nil {
+				break
+			}
+			rows = append(rows, personas.ActionInput{
+				TickID: *a.TickID, Seq: a.Seq, ToolName: *a.ToolName, InputHash: a.InputHash,
+				Result: personas.Result(*a.Result), ErrorMessage: a.ErrorMessage, LatencyMs: a.LatencyMs,
+			})
+		}
+		if len(rows) == len(fast.Actions) {
+			return rows, nil // ranges and lengths are checked by the store
+		}
+	}
+	return readActions(body)
+}
+
+// readActions is the slow path: every problem, by path.
+func readActions(body []byte) ([]personas.ActionInput, error) {
+	var p personas.Problems
+	obj, err := parseObject(body, &p)
+	if err != nil {
+		return nil, err
 	}
 	items, ok := obj.Array("actions")
 	if ok {
 		checkBatchSize(&p, "actions", len(items), personas.MaxActionsPerBatch)
 	}
 	if err := p.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	rows := make([]personas.ActionInput, 0, len(items))
 	for i, raw := range items {
@@ -131,30 +187,68 @@ func (h *handlers) postActions(c echo.Context) error {
 		})
 	}
 	if err := p.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	res, err := h.store.InsertActions(c.Request().Context(), c.Param("id"), rows)
-	if err != nil {
-		return err
-	}
-	h.metrics.written.WithLabelValues("actions").Add(float64(res.Written))
-	h.metrics.duplicates.WithLabelValues("actions").Add(float64(res.Duplicates))
-	return c.JSON(http.StatusOK, writeResponse{OK: true, Written: res.Written, Duplicates: res.Duplicates})
+	return rows, nil
 }
 
 // POST /:id/feedback {"feedback":[{tickId,module,rating,notes?}]}
 func (h *handlers) postFeedback(c echo.Context) error {
-	var p personas.Problems
-	obj, err := readObject(c, &p)
+	body, err := readBody(c)
 	if err != nil {
 		return err
+	}
+	rows, err := decodeFeedback(body)
+	if err != nil {
+		return err
+	}
+	res, err := h.store.InsertFeedback(c.Request().Context(), c.Param("id"), rows)
+	if err != nil {
+		return err
+	}
+	h.metrics.written.WithLabelValues("feedback").Add(float64(res.Written))
+	h.metrics.duplicates.WithLabelValues("feedback").Add(float64(res.Duplicates))
+	return c.JSON(http.StatusOK, writeResponse{OK: true, Written: res.Written, Duplicates: res.Duplicates})
+}
+
+type wireFeedback struct {
+	TickID *string `json:"tickId"`
+	Module *string `json:"module"`
+	Rating *int    `json:"rating"`
+	Notes  *string `json:"notes"`
+}
+
+func decodeFeedback(body []byte) ([]personas.FeedbackInput, error) {
+	var fast struct {
+		Feedback []wireFeedback `json:"feedback"`
+	}
+	if json.Unmarshal(body, &fast) == nil && fast.Feedback != nil && len(fast.Feedback) <= personas.MaxFeedbackPerBatch {
+		rows := make([]personas.FeedbackInput, 0, len(fast.Feedback))
+		for _, f := range fast.Feedback {
+			if f.TickID == nil || f.Module == nil || f.Rating == nil {
+				break
+			}
+			rows = append(rows, personas.FeedbackInput{TickID: *f.TickID, Module: *f.Module, Rating: *f.Rating, Notes: f.Notes})
+		}
+		if len(rows) == len(fast.Feedback) {
+			return rows, nil
+		}
+	}
+	return readFeedback(body)
+}
+
+func readFeedback(body []byte) ([]personas.FeedbackInput, error) {
+	var p personas.Problems
+	obj, err := parseObject(body, &p)
+	if err != nil {
+		return nil, err
 	}
 	items, ok := obj.Array("feedback")
 	if ok {
 		checkBatchSize(&p, "feedback", len(items), personas.MaxFeedbackPerBatch)
 	}
 	if err := p.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	rows := make([]personas.FeedbackInput, 0, len(items))
 	for i, raw := range items {
@@ -170,15 +264,9 @@ func (h *handlers) postFeedback(c echo.Context) error {
 		})
 	}
 	if err := p.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	res, err := h.store.InsertFeedback(c.Request().Context(), c.Param("id"), rows)
-	if err != nil {
-		return err
-	}
-	h.metrics.written.WithLabelValues("feedback").Add(float64(res.Written))
-	h.metrics.duplicates.WithLabelValues("feedback").Add(float64(res.Duplicates))
-	return c.JSON(http.StatusOK, writeResponse{OK: true, Written: res.Written, Duplicates: res.Duplicates})
+	return rows, nil
 }
 
 func checkBatchSize(p *personas.Problems, field string, n, maxRows int) {
@@ -190,17 +278,31 @@ func checkBatchSize(p *personas.Problems, field string, n, maxRows int) {
 	}
 }
 
-// readObject reads the (bounded) body as a JSON object. Malformed JSON is a
-// 400 naming the parser's complaint; an oversize body is a 413.
+// readObject reads the (bounded) body as a JSON object.
 func readObject(c echo.Context, p *personas.Problems) (jsonin.Object, error) {
+	body, err := readBody(c)
+	if err != nil {
+		return jsonin.Object{}, err
+	}
+	return parseObject(body, p)
+}
+
+// readBody reads the body, bounded by httpx; an oversize body is a 413.
+func readBody(c echo.Context) ([]byte, error) {
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
-			return jsonin.Object{}, err
+			return nil, err
 		}
-		return jsonin.Object{}, httpx.BadRequest("could not read request body")
+		return nil, httpx.BadRequest("could not read request body")
 	}
+	return body, nil
+}
+
+// parseObject parses body as a JSON object. Malformed JSON is a 400 naming
+// the parser's complaint.
+func parseObject(body []byte, p *personas.Problems) (jsonin.Object, error) {
 	obj, ok, err := jsonin.ParseObject(body, p)
 	if err != nil {
 		return jsonin.Object{}, httpx.BadRequest(err.Error())
@@ -214,4 +316,3 @@ func readObject(c echo.Context, p *personas.Problems) (jsonin.Object, error) {
 func validation(field, msg string) error {
 	return (&personas.Problems{{Field: field, Message: msg}}).Err()
 }
-

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,14 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana/personas/pkg/dbtest"
 	"github.com/mana/personas/pkg/internalclient"
+	"github.com/mana/personas/pkg/openapitest"
 	"github.com/mana/personas/pkg/personas"
 	"github.com/mana/personas/pkg/personas/personastest"
 )
@@ -42,20 +38,23 @@ type bundle struct {
 	http   *http.Client // validates every exchange against openapi.yaml
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t *testing.T) *bundle { return setupTB(t) }
+
+func setupTB(t testing.TB) *bundle {
 	t.Helper()
 	clock := personastest.NewClock(monday)
 	store := personastest.New(t, personas.WithClock(clock.Now))
 	return serve(t, store, clock)
 }
 
-func serve(t *testing.T, store *personas.Store, clock *personastest.Clock) *bundle {
+func serve(t testing.TB, store *personas.Store, clock *personastest.Clock) *bundle {
 	t.Helper()
 	cfg := Config{ServiceKey: testKey, ServiceKeyPrevious: testPrevKey}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	ts := httptest.NewServer(newServer(cfg, store, logger).Echo)
 	t.Cleanup(ts.Close)
-	hc := &http.Client{Transport: &openAPICheck{t: t, router: openAPIRouter(t), next: http.DefaultTransport}, Timeout: 30 * time.Second}
+	hc := openapitest.Client(t, openAPIDoc)
+	hc.Timeout = 30 * time.Second
 	client, err := internalclient.New(ts.URL, testKey, internalclient.WithHTTPClient(hc), internalclient.WithRetries(1, 0))
 	require.NoError(t, err)
 	return &bundle{store: store, clock: clock, url: ts.URL, client: client, http: hc}
@@ -85,6 +84,10 @@ func (b *bundle) call(t *testing.T, method, path, body string, headers ...string
 }
 
 func (b *bundle) persona(t *testing.T, id string, cadence personas.Cadence) {
+	b.personaTB(t, id, cadence)
+}
+
+func (b *bundle) personaTB(t testing.TB, id string, cadence personas.Cadence) {
 	t.Helper()
 	_, err := b.store.UpsertPersona(context.Background(), personas.PersonaInput{
 		UserID: id, Email: "persona." + id + "@mana.test", Name: id, Archetype: "solo-dev",
@@ -525,69 +528,4 @@ func TestOperations(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, status)
 		require.JSONEq(t, `{"error":"Not Found","message":"no such endpoint"}`, body)
 	})
-}
-
-// openAPICheck validates every request to a documented path, and its
-// response, against openapi.yaml: the document cannot drift from the code.
-type openAPICheck struct {
-	t      *testing.T
-	router routers.Router
-	next   http.RoundTripper
-}
-
-func (o *openAPICheck) RoundTrip(req *http.Request) (*http.Response, error) {
-	var reqBody []byte
-	if req.Body != nil {
-		reqBody, _ = io.ReadAll(req.Body)
-		req.Body = io.NopCloser(bytes.NewReader(reqBody))
-	}
-	resp, err := o.next.RoundTrip(req)
-	if err != nil {
-		return resp, err
-	}
-	route, params, ferr := o.router.FindRoute(req)
-	if ferr != nil {
-		return resp, nil // undocumented paths (e.g. /nope) are not checked
-	}
-	respBody, _ := io.ReadAll(resp.Body)
-	resp.Body = io.NopCloser(bytes.NewReader(respBody))
-	checkReq := req.Clone(req.Context())
-	checkReq.Body = io.NopCloser(bytes.NewReader(reqBody))
-	input := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{
-			Request: checkReq, PathParams: params, Route: route,
-			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
-		},
-		Status: resp.StatusCode, Header: resp.Header, Body: io.NopCloser(bytes.NewReader(respBody)),
-		Options: &openapi3filter.Options{IncludeResponseStatus: true},
-	}
-	if err := openapi3filter.ValidateResponse(req.Context(), input); err != nil {
-		o.t.Errorf("response to %s %s (%d) does not match openapi.yaml: %v\nbody: %.300s", req.Method, req.URL.Path, resp.StatusCode, err, respBody)
-	}
-	return resp, nil
-}
-
-var (
-	routerOnce sync.Once
-	routerVal  routers.Router
-	routerErr  error
-)
-
-func openAPIRouter(t *testing.T) routers.Router {
-	t.Helper()
-	routerOnce.Do(func() {
-		doc, err := openapi3.NewLoader().LoadFromData(openAPIDoc)
-		if err != nil {
-			routerErr = err
-			return
-		}
-		if err := doc.Validate(context.Background()); err != nil {
-			routerErr = err
-			return
-		}
-		doc.Servers = nil // match any host (httptest picks the port)
-		routerVal, routerErr = gorillamux.NewRouter(doc)
-	})
-	require.NoError(t, routerErr, "openapi.yaml must load and validate")
-	return routerVal
 }

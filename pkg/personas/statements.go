@@ -1,0 +1,69 @@
+package personas
+
+import (
+	"context"
+	"database/sql"
+	"regexp"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The runner's hot statements (due, claim, inserting actions and feedback)
+// bypass bun's query formatter and run as server-side prepared statements:
+// PostgreSQL parses and plans each once per connection instead of on every
+// call, and large JSON arguments are sent as parameters instead of being
+// escaped into the SQL text. They are written with bun-style positional
+// placeholders (?0, ?1, ...) and carry explicit casts, so the same text
+// reads the same whichever way it is run; prepared turns them into $1, $2.
+var prepared = func() map[string]string {
+	out := map[string]string{}
+	for name, q := range map[string]string{
+		"due":            dueSQL,
+		"claim":          claimSQL,
+		"insertActions":  insertActionsSQL,
+		"insertFeedback": insertFeedbackSQL,
+	} {
+		out[name] = toPostgresPlaceholders(q)
+	}
+	return out
+}()
+
+var bunPlaceholder = regexp.MustCompile(`\?(\d+)`)
+
+func toPostgresPlaceholders(q string) string {
+	return bunPlaceholder.ReplaceAllStringFunc(q, func(m string) string {
+		n, _ := strconv.Atoi(m[1:])
+		return "$" + strconv.Itoa(n+1)
+	})
+}
+
+// Statement returns the SQL of one of the store's hot statements exactly as
+// the store sends it ($1, $2, ... placeholders), so benchmarks can run the
+// same SQL straight against PostgreSQL and tests can check its plan. Names:
+// "due", "claim", "insertActions", "insertFeedback".
+func Statement(name string) (string, bool) {
+	q, ok := prepared[name]
+	return q, ok
+}
+
+// execArgs asks pgx for a cached prepared statement, overriding the pool's
+// simple-protocol default (which bun's own formatted queries need).
+func execArgs(args []any) []any {
+	return append([]any{pgx.QueryExecModeCacheStatement}, args...)
+}
+
+func (s *Store) queryRowPrepared(ctx context.Context, name string, args ...any) *sql.Row {
+	return s.db.DB.QueryRowContext(ctx, prepared[name], execArgs(args)...)
+}
+
+// queryPrepared runs a prepared statement and scans its rows with bun into
+// dest (a pointer to a slice of structs with bun tags).
+func (s *Store) queryPrepared(ctx context.Context, name string, dest any, args ...any) error {
+	rows, err := s.db.DB.QueryContext(ctx, prepared[name], execArgs(args)...)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rows.Close() }()
+	return s.db.ScanRows(ctx, rows, dest)
+}
