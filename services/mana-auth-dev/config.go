@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/mana/personas/services/mana-auth-dev/devauth"
+)
+
+// config is the whole configuration of mana-auth-dev. This file is the only
+// place that reads the environment, and it reads each variable by its
+// literal name so the manifest test can list them.
+type config struct {
+	Port          int
+	DatabaseURL   string
+	ServiceKeys   []string
+	BaseURL       string
+	AdminEmail    string
+	AdminPassword string
+	NodeEnv       string
+	LogLevel      slog.Level
+}
+
+const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// loadConfig reads the environment through getenv (os.Getenv in main).
+func loadConfig(getenv func(string) string) (config, error) {
+	var errs []error
+	c := config{
+		Port:          3001,
+		DatabaseURL:   getenv("DATABASE_URL"),
+		BaseURL:       strings.TrimSpace(getenv("MANA_AUTH_DEV_BASE_URL")),
+		AdminEmail:    strings.TrimSpace(getenv("MANA_AUTH_DEV_ADMIN_EMAIL")),
+		AdminPassword: getenv("MANA_AUTH_DEV_ADMIN_PASSWORD"),
+		NodeEnv:       strings.TrimSpace(getenv("NODE_ENV")),
+	}
+	if p := strings.TrimSpace(getenv("PORT")); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			errs = append(errs, fmt.Errorf("PORT %q is not a port number", p))
+		}
+		c.Port = n
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = defaultDatabaseURL
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = fmt.Sprintf("http://localhost:%d", c.Port)
+	}
+	if c.AdminEmail == "" {
+		c.AdminEmail = devauth.DefaultAdminEmail
+	}
+	if c.AdminPassword == "" {
+		c.AdminPassword = devauth.DefaultAdminPassword
+	}
+	// Several comma-separated keys are accepted so a key can be rotated.
+	for _, k := range strings.Split(getenv("MANA_SERVICE_KEY"), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			c.ServiceKeys = append(c.ServiceKeys, k)
+		}
+	}
+	if len(c.ServiceKeys) == 0 {
+		errs = append(errs, errors.New("MANA_SERVICE_KEY is required (comma-separated for several keys)"))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(strings.TrimSpace(getenv("LOG_LEVEL")))); err != nil {
+		c.LogLevel = slog.LevelInfo
+		if strings.TrimSpace(getenv("LOG_LEVEL")) != "" {
+			errs = append(errs, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error"))
+		}
+	}
+	if strings.EqualFold(c.NodeEnv, "production") {
+		errs = append(errs, errors.New("NODE_ENV=production: mana-auth-dev is a development stand-in and refuses to run in production"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// devauth turns the configuration into the server's.
+func (c config) devauth(log *slog.Logger) devauth.Config {
+	return devauth.Config{
+		BaseURL: c.BaseURL, DatabaseURL: c.DatabaseURL, ServiceKeys: c.ServiceKeys,
+		AdminEmail: c.AdminEmail, AdminPassword: c.AdminPassword, Env: c.NodeEnv, Logger: log,
+	}
+}
+
+// masked is the configuration as logged at start: no secrets.
+func (c config) masked() []any {
+	return []any{
+		"port", c.Port, "database", redactURL(c.DatabaseURL), "baseUrl", c.BaseURL,
+		"adminEmail", c.AdminEmail, "adminPassword", "[set]", "serviceKeys", len(c.ServiceKeys),
+		"nodeEnv", c.NodeEnv, "logLevel", c.LogLevel.String(),
+	}
+}
