@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# personasctl: the operator CLI (catalog, seed, cleanup, password derivation),
+# e.g. for a Kubernetes Job or `docker run --rm IMAGE ...`.
+# Build from the repository root:
+#   docker build -f deploy/docker/personasctl.Dockerfile -t IMAGE .
+# (deploy/scripts/images.sh does this for every program.)
+
+# Build stage. GOWORK=off inside the service directory: go.work lists every
+# module of the repository, most of which are not in this build context; the
+# service's go.mod replaces github.com/mana/personas/pkg with ../../pkg, so
+# copying pkg/ beside it is all the module needs.
+FROM golang:1.26 AS build
+ENV CGO_ENABLED=0 GOWORK=off GOFLAGS=-buildvcs=false
+WORKDIR /src/services/personasctl
+# Module files first: the download layer survives source edits.
+COPY pkg/go.mod pkg/go.sum /src/pkg/
+COPY services/personasctl/go.* ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY pkg/ /src/pkg/
+COPY services/personasctl/ ./
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -ldflags="-s -w" -o /out/personasctl .
+
+# Final stage: a static binary on distroless, no shell, no package manager.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/personasctl /personasctl
+USER 65532:65532
+ENTRYPOINT ["/personasctl"]
