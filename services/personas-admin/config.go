@@ -1,0 +1,136 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/manaauth"
+)
+
+// Development defaults. Production refuses devServiceKey and requires
+// MANA_AUTH_URL and DATABASE_URL to be set explicitly.
+const (
+	devServiceKey  = "dev-service-key"
+	devDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	devAuthURL     = "http://localhost:3001"
+)
+
+// minProductionKeyLen: production service keys must be at least this long.
+const minProductionKeyLen = 24
+
+// defaultAuthCallTimeout bounds one call to mana-auth (retries included). It
+// is well below the request deadline (15 s), so a hanging mana-auth yields a
+// clear 504 naming the step instead of a generic timeout.
+const defaultAuthCallTimeout = 5 * time.Second
+
+// Config is everything personas-admin reads from its environment.
+// Environment variables are read here and nowhere else.
+type Config struct {
+	Port        int    // PORT, default 3062
+	DatabaseURL string // DATABASE_URL, required in production
+	AuthURL     string // MANA_AUTH_URL, default http://localhost:3001; required in production
+	ServiceKey  string // MANA_SERVICE_KEY, sent to mana-auth's persona-stamp endpoint
+	Issuer      string // MANA_AUTH_ISSUER, expected iss of admin JWTs; default AuthURL
+	Audience    string // MANA_AUTH_AUDIENCE, expected aud of admin JWTs; default "mana"
+	Production  bool   // NODE_ENV=production
+	LogLevel    string // LOG_LEVEL: debug, info, warn, error
+	AutoMigrate bool   // PERSONAS_AUTO_MIGRATE, default true outside production
+	DBMaxConns  int    // PERSONAS_DB_MAX_CONNS, default 16
+
+	// Not configurable from the environment; tests shorten them.
+	AuthCallTimeout     time.Duration // one mana-auth call, default 5 s
+	JWKSRefetchInterval time.Duration // minimum gap between on-demand JWKS fetches
+}
+
+func loadConfig(getenv func(string) string) (Config, error) {
+	var errs []error
+	c := Config{
+		DatabaseURL:         strings.TrimSpace(getenv("DATABASE_URL")),
+		AuthURL:             strings.TrimSpace(getenv("MANA_AUTH_URL")),
+		ServiceKey:          getenv("MANA_SERVICE_KEY"),
+		Issuer:              strings.TrimSpace(getenv("MANA_AUTH_ISSUER")),
+		Audience:            strings.TrimSpace(getenv("MANA_AUTH_AUDIENCE")),
+		Production:          httpx.IsProduction(getenv("NODE_ENV")),
+		LogLevel:            getenv("LOG_LEVEL"),
+		AuthCallTimeout:     defaultAuthCallTimeout,
+		JWKSRefetchInterval: manaauth.DefaultRefetchInterval,
+	}
+	var err error
+	if c.Port, err = httpx.IntVar(getenv("PORT"), "PORT", 3062, 1, 65535); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DBMaxConns, err = httpx.IntVar(getenv("PERSONAS_DB_MAX_CONNS"), "PERSONAS_DB_MAX_CONNS", 16, 1, 500); err != nil {
+		errs = append(errs, err)
+	}
+	if c.AutoMigrate, err = httpx.BoolVar(getenv("PERSONAS_AUTO_MIGRATE"), "PERSONAS_AUTO_MIGRATE", !c.Production); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Production {
+		if c.DatabaseURL == "" {
+			errs = append(errs, errors.New("DATABASE_URL is required in production"))
+		}
+		if c.AuthURL == "" {
+			errs = append(errs, errors.New("MANA_AUTH_URL is required in production"))
+		}
+		if c.ServiceKey == "" || c.ServiceKey == devServiceKey || len(c.ServiceKey) < minProductionKeyLen {
+			errs = append(errs, fmt.Errorf("MANA_SERVICE_KEY must be set to a real secret of at least %d characters in production (not the development default)", minProductionKeyLen))
+		}
+	} else {
+		if c.DatabaseURL == "" {
+			c.DatabaseURL = devDatabaseURL
+		}
+		if c.AuthURL == "" {
+			c.AuthURL = devAuthURL
+		}
+		if c.ServiceKey == "" {
+			c.ServiceKey = devServiceKey
+		}
+	}
+	if c.AuthURL != "" {
+		if err := checkBaseURL(c.AuthURL); err != nil {
+			errs = append(errs, fmt.Errorf("MANA_AUTH_URL: %w", err))
+		}
+		c.AuthURL = strings.TrimRight(c.AuthURL, "/")
+	}
+	if c.Issuer == "" {
+		// mana-auth's issuer is its base URL.
+		c.Issuer = c.AuthURL
+	}
+	if c.Audience == "" {
+		c.Audience = manaauth.DefaultAudience
+	}
+	return c, errors.Join(errs...)
+}
+
+// checkBaseURL accepts http(s)://host[:port] with an optional path.
+func checkBaseURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", raw)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q: want http(s)://host[:port] without credentials, query or fragment", raw)
+	}
+	return nil
+}
+
+// LogValue is the configuration as logged at start: secrets masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Int("port", c.Port),
+		slog.String("database", httpx.RedactDSN(c.DatabaseURL)),
+		slog.String("mana_auth_url", c.AuthURL),
+		slog.String("mana_auth_issuer", c.Issuer),
+		slog.String("mana_auth_audience", c.Audience),
+		slog.String("service_key", httpx.Mask(c.ServiceKey)),
+		slog.Bool("production", c.Production),
+		slog.Bool("auto_migrate", c.AutoMigrate),
+		slog.Int("db_max_conns", c.DBMaxConns),
+		slog.String("mana_auth_call_timeout", c.AuthCallTimeout.String()),
+	)
+}

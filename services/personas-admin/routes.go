@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/manaauth"
+	"github.com/mana/personas/pkg/personas"
+)
+
+//go:embed openapi.yaml
+var openAPIDoc []byte
+
+// bodyLimit bounds request bodies: an upsert with a 20 000-character prompt
+// and 50 modules is far below it.
+const bodyLimit = 256 << 10
+
+// identity is what the handlers need from mana-auth; *manaauth.Client
+// provides it. bearer is the caller's admin JWT, forwarded as is.
+type identity interface {
+	FindUserByEmail(ctx context.Context, bearer, email string) (*manaauth.User, error)
+	Register(ctx context.Context, r manaauth.RegisterRequest) (*manaauth.RegisterResponse, error)
+	StampPersona(ctx context.Context, userID string) (*manaauth.StampResponse, error)
+	GetUser(ctx context.Context, bearer, id string) (*manaauth.User, error)
+	DeleteUser(ctx context.Context, bearer, id string) error
+}
+
+// tokenVerifier checks admin JWTs; *manaauth.Verifier provides it.
+type tokenVerifier interface {
+	Verify(ctx context.Context, token string) (*manaauth.Claims, error)
+	Ready(ctx context.Context) error
+}
+
+// newServer wires the whole HTTP surface. Every endpoint is listed here.
+func newServer(store *personas.Store, auth identity, verifier tokenVerifier, logger *slog.Logger) *httpx.Server {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(store.DB().DB, "personas"),
+	)
+	h := &handlers{store: store, auth: auth, verifier: verifier, logger: logger, metrics: newUpstreamMetrics(reg)}
+	srv := httpx.New(httpx.Options{
+		Name:      serviceName,
+		Logger:    logger,
+		BodyLimit: bodyLimit,
+		Registry:  reg,
+		Ready:     h.ready,
+		MapError:  mapError,
+	})
+	e := srv.Echo
+	e.GET("/openapi.yaml", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/yaml", openAPIDoc)
+	})
+
+	api := e.Group("/api/v1/personas/admin",
+		requireAdmin(verifier, logger),
+		httpx.Gate(store.CheckSchema),
+	)
+	api.POST("", h.upsert)
+	api.GET("", h.list)
+	api.GET("/:id", h.detail)
+	api.DELETE("/:id", h.remove)
+	return srv
+}
+
+// ready: the database answers, the schema is current, and mana-auth's
+// signing keys are at hand (without them no request can be admitted).
+func (h *handlers) ready(ctx context.Context) error {
+	if err := h.store.Ping(ctx); err != nil {
+		return errors.New("database unreachable")
+	}
+	if err := h.store.CheckSchema(ctx); err != nil {
+		return schemaMessage(err)
+	}
+	if err := h.verifier.Ready(ctx); err != nil {
+		return errors.New("mana-auth signing keys unavailable (JWKS not fetched)")
+	}
+	return nil
+}
+
+func schemaMessage(err error) error {
+	return fmt.Errorf("%w: run `%s migrate` (or start with PERSONAS_AUTO_MIGRATE=true)", err, serviceName)
+}
+
+// mapError renders the store's, the verifier's and mana-auth's errors as
+// the contract's JSON.
+func mapError(err error) *httpx.Error {
+	var ve *personas.ValidationError
+	var ue *upstreamError
+	switch {
+	case errors.As(err, &ve):
+		return &httpx.Error{Status: http.StatusBadRequest, Code: "ValidationError", Message: ve.Error(), Details: ve.Details}
+	case errors.As(err, &ue):
+		return ue.httpError()
+	case errors.Is(err, personas.ErrNotFound):
+		return &httpx.Error{Status: http.StatusNotFound, Code: "Persona not found"}
+	case errors.Is(err, manaauth.ErrKeysUnavailable):
+		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", "mana-auth keys unavailable; admin tokens cannot be checked, retry later")
+	case errors.Is(err, personas.ErrSchemaNotReady):
+		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", schemaMessage(err).Error())
+	case errors.Is(err, personas.ErrUnavailable):
+		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", "database unavailable; retry")
+	case errors.Is(err, personas.ErrRetry):
+		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", "transient database conflict; retry")
+	case errors.Is(err, personas.ErrConflict):
+		return httpx.NewError(http.StatusConflict, "Conflict", "")
+	}
+	return nil
+}
