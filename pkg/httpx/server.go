@@ -199,6 +199,9 @@ func accessLog(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 				slog.Int64("bytes_out", c.Response().Size),
 				slog.String("remote_ip", c.RealIP()),
 			}
+			if app := c.Request().Header.Get("X-App-Id"); app != "" && validRequestID(app) {
+				attrs = append(attrs, slog.String("app_id", app))
+			}
 			if status >= 400 {
 				if e, ok := c.Get(ctxKeyError).(error); ok && status < 500 {
 					attrs = append(attrs, slog.String("error", e.Error()))

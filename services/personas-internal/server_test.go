@@ -529,3 +529,44 @@ func TestOperations(t *testing.T) {
 		require.JSONEq(t, `{"error":"Not Found","message":"no such endpoint"}`, body)
 	})
 }
+
+// TestClientRetries drives the typed client against a real service that
+// answers 503 (its schema is not migrated yet) until a migration lands:
+// the client's retries ride it out, and 4xx answers are not retried.
+func TestClientRetries(t *testing.T) {
+	t.Parallel()
+	db, err := personas.OpenDB(dbtest.Empty(t, "retry"), personas.PoolConfig{MaxConns: 4})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	b := serve(t, personas.New(db), personastest.NewClock(monday))
+
+	patient, err := internalclient.New(b.url, testKey, internalclient.WithRetries(20, 50*time.Millisecond))
+	require.NoError(t, err)
+	impatient, err := internalclient.New(b.url, testKey, internalclient.WithRetries(1, 0))
+	require.NoError(t, err)
+
+	_, err = impatient.ListDue(context.Background(), 0)
+	var apiErr *internalclient.APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusServiceUnavailable, apiErr.Status)
+
+	migrated := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond) // let the first attempts fail
+		_, err := personas.Migrate(context.Background(), db)
+		migrated <- err
+	}()
+	due, err := patient.ListDue(context.Background(), 0)
+	require.NoError(t, err)
+	require.Empty(t, due.Personas)
+	require.NoError(t, <-migrated)
+
+	wrongKey, err := internalclient.New(b.url, "wrong", internalclient.WithRetries(5, time.Hour))
+	require.NoError(t, err)
+	_, err = wrongKey.ListDue(context.Background(), 0)
+	require.ErrorAs(t, err, &apiErr, "a 401 returns at once instead of waiting an hour between retries")
+	require.Equal(t, http.StatusUnauthorized, apiErr.Status)
+
+	_, err = patient.PostActions(context.Background(), "nobody", []internalclient.Action{{TickID: "t", ToolName: "x", Result: "ok"}})
+	require.ErrorIs(t, err, internalclient.ErrNotFound)
+}
