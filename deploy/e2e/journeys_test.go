@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -286,4 +287,34 @@ func TestGatewayEdges(t *testing.T) {
 
 	resp, _ = call(http.MethodGet, "/api/auth/jwks", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "mana-auth's JWKS is reachable through the gateway")
+}
+
+// TestSeedWithInvalidPersona: one broken catalog entry fails on its own
+// line (exit 1) while the valid ones still land.
+func TestSeedWithInvalidPersona(t *testing.T) {
+	t.Parallel()
+	s := startStack(t)
+	token := s.adminToken(t)
+	path := filepath.Join(t.TempDir(), "catalog.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"personas":[
+  {"email":"persona.one@mana.test","name":"One","archetype":"solo-dev","tickCadence":"daily",
+   "moduleMix":{"todo":1},"systemPrompt":"Du bist One, eine Testperson mit klaren Zielen."},
+  {"email":"persona.two@example.com","name":"Two","archetype":"solo-dev","tickCadence":"daily",
+   "moduleMix":{"todo":1},"systemPrompt":"Du bist Two, eine Testperson mit falscher Domain."},
+  {"email":"persona.three@mana.test","name":"Three","archetype":"researcher","tickCadence":"hourly",
+   "moduleMix":{"notes":1},"systemPrompt":"Du bist Three, eine Testperson, die viel liest."}
+]}`), 0o600))
+	code, stdout, stderr := s.ctl(t, token, "seed", "--catalog", path)
+	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	require.Contains(t, stdout+stderr, "persona.two@example.com")
+
+	admin, err := adminclient.New(s.gateway, token)
+	require.NoError(t, err)
+	page, err := admin.ListPersonas(context.Background(), adminclient.ListOptions{})
+	require.NoError(t, err)
+	var emails []string
+	for _, p := range page.Personas {
+		emails = append(emails, p.Email)
+	}
+	require.ElementsMatch(t, []string{"persona.one@mana.test", "persona.three@mana.test"}, emails)
 }

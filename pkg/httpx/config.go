@@ -16,7 +16,8 @@ func IsProduction(nodeEnv string) bool {
 }
 
 // NewLogger returns a JSON logger at level (debug, info, warn, error;
-// empty means info).
+// empty means info). Given a *LogWriter, warnings and errors are flushed as
+// they are logged.
 func NewLogger(w io.Writer, level, service string) (*slog.Logger, error) {
 	var l slog.Level
 	switch strings.ToLower(strings.TrimSpace(level)) {
@@ -31,7 +32,11 @@ func NewLogger(w io.Writer, level, service string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})).With("service", service), nil
+	var h slog.Handler = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})
+	if lw, ok := w.(*LogWriter); ok {
+		h = flushOnWarn{Handler: h, lw: lw}
+	}
+	return slog.New(h).With("service", service), nil
 }
 
 // Mask shows that a secret is set without showing it.

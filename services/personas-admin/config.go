@@ -10,6 +10,7 @@ import (
 
 	"github.com/mana/personas/pkg/httpx"
 	"github.com/mana/personas/pkg/manaauth"
+	"github.com/mana/personas/pkg/service"
 )
 
 // Development defaults. Production refuses devServiceKey and requires
@@ -41,6 +42,7 @@ type Config struct {
 	LogLevel    string // LOG_LEVEL: debug, info, warn, error
 	AutoMigrate bool   // PERSONAS_AUTO_MIGRATE, default true outside production
 	DBMaxConns  int    // PERSONAS_DB_MAX_CONNS, default 16
+	PprofAddr   string // PERSONAS_PPROF_ADDR: serve runtime profiles there (loopback only); unset by default
 
 	// Not configurable from the environment; tests shorten them.
 	AuthCallTimeout     time.Duration // one mana-auth call, default 5 s
@@ -56,6 +58,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		Issuer:              strings.TrimSpace(getenv("MANA_AUTH_ISSUER")),
 		Audience:            strings.TrimSpace(getenv("MANA_AUTH_AUDIENCE")),
 		Production:          httpx.IsProduction(getenv("NODE_ENV")),
+		PprofAddr:           strings.TrimSpace(getenv("PERSONAS_PPROF_ADDR")),
 		LogLevel:            getenv("LOG_LEVEL"),
 		AuthCallTimeout:     defaultAuthCallTimeout,
 		JWKSRefetchInterval: manaauth.DefaultRefetchInterval,
@@ -117,6 +120,10 @@ func checkBaseURL(raw string) error {
 		return fmt.Errorf("%q: want http(s)://host[:port] without credentials, query or fragment", raw)
 	}
 	return nil
+}
+
+func (c Config) settings() service.Settings {
+	return service.Settings{Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate, DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr}
 }
 
 // LogValue is the configuration as logged at start: secrets masked.

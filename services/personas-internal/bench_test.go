@@ -19,6 +19,7 @@ func BenchmarkPostActions(b *testing.B) {
 	bn := benchSetup(b)
 	var n atomic.Int64
 	b.ReportAllocs()
+	b.SetParallelism(8) // 16 clients on 2 CPUs, like the load test's concurrency
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -54,10 +55,14 @@ func benchSetup(b *testing.B) *bundle {
 	return bn
 }
 
+// benchClient keeps a connection per concurrent client, as the runner's
+// HTTP client does (the default keeps only two idle per host).
+var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
 func (bn *bundle) mustPost(b *testing.B, path, body string) {
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, bn.url+path, strings.NewReader(body))
 	req.Header.Set("X-Service-Key", testKey)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := benchClient.Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -70,7 +75,7 @@ func (bn *bundle) mustPost(b *testing.B, path, body string) {
 func (bn *bundle) mustGet(b *testing.B, path string) {
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, bn.url+path, nil)
 	req.Header.Set("X-Service-Key", testKey)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := benchClient.Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/service"
 )
 
 // devServiceKey is the development default. Production refuses it.
@@ -29,6 +30,7 @@ type Config struct {
 	LogLevel           string // LOG_LEVEL: debug, info, warn, error
 	AutoMigrate        bool   // PERSONAS_AUTO_MIGRATE, default true outside production
 	DBMaxConns         int    // PERSONAS_DB_MAX_CONNS, default 16
+	PprofAddr          string // PERSONAS_PPROF_ADDR: serve runtime profiles there (loopback only); unset by default
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -38,6 +40,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ServiceKey:         getenv("MANA_SERVICE_KEY"),
 		ServiceKeyPrevious: getenv("MANA_SERVICE_KEY_PREVIOUS"),
 		Production:         httpx.IsProduction(getenv("NODE_ENV")),
+		PprofAddr:          strings.TrimSpace(getenv("PERSONAS_PPROF_ADDR")),
 		LogLevel:           getenv("LOG_LEVEL"),
 	}
 	var err error
@@ -71,6 +74,10 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+func (c Config) settings() service.Settings {
+	return service.Settings{Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate, DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr}
 }
 
 // LogValue is the configuration as logged at start: secrets masked.

@@ -11,16 +11,15 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"net"
+	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
-	"github.com/mana/personas/pkg/httpx"
 	"github.com/mana/personas/pkg/personas"
+	"github.com/mana/personas/pkg/service"
 )
 
 const serviceName = "personas-internal"
@@ -31,71 +30,18 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-const usage = `usage: personas-internal [serve|migrate]
-
-  serve    serve the internal API on $PORT (default)
-  migrate  apply pending database migrations to $DATABASE_URL and exit
-
-Configuration comes from the environment; see the README.
-`
-
 // run is main without the process: tests call it too. It returns the exit
 // code: 0 ok, 1 failure, 2 usage.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cmd := "serve"
-	if len(args) > 0 {
-		cmd = args[0]
-	}
-	switch cmd {
-	case "serve", "migrate":
-	case "-h", "--help", "help":
-		_, _ = fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		_, _ = fmt.Fprintf(stderr, "unknown command %q\n%s", cmd, usage)
-		return 2
-	}
-	cfg, cfgErr := loadConfig(getenv)
-	logger, err := httpx.NewLogger(stdout, cfg.LogLevel, serviceName)
-	if err != nil {
-		_, _ = fmt.Fprintln(stderr, err)
-		return 1
-	}
-	if cfgErr != nil {
-		logger.Error("invalid configuration", "error", cfgErr.Error())
-		return 1
-	}
-	db, err := personas.OpenDB(cfg.DatabaseURL, personas.PoolConfig{MaxConns: cfg.DBMaxConns})
-	if err != nil {
-		logger.Error("database", "error", err.Error())
-		return 1
-	}
-	defer func() { _ = db.Close() }()
-
-	if cmd == "migrate" {
-		applied, err := personas.Migrate(ctx, db)
-		if err != nil {
-			logger.Error("migration failed", "error", err.Error())
-			return 1
-		}
-		logger.Info("migrations applied", "applied", applied, "version", personas.LatestVersion())
-		return 0
-	}
-
-	logger.Info("starting", "config", cfg)
-	store := personas.New(db)
-	if cfg.AutoMigrate {
-		go personas.MigrateUntilDone(ctx, db, logger)
-	}
-	srv := newServer(cfg, store, logger)
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
-	if err != nil {
-		logger.Error("listen", "error", err.Error())
-		return 1
-	}
-	if err := httpx.Serve(ctx, ln, srv.Echo, httpx.ServeOptions{}, logger); err != nil {
-		logger.Error("server stopped", "error", err.Error())
-		return 1
-	}
-	return 0
+	return service.Run(ctx, service.Program[Config]{
+		Name:   serviceName,
+		Serves: "the internal API",
+		Load: func(getenv func(string) string) (Config, service.Settings, error) {
+			cfg, err := loadConfig(getenv)
+			return cfg, cfg.settings(), err
+		},
+		Handler: func(_ context.Context, cfg Config, store *personas.Store, logger *slog.Logger) (http.Handler, func(), error) {
+			return newServer(cfg, store, logger).Echo, nil, nil
+		},
+	}, args, getenv, stdout, stderr)
 }

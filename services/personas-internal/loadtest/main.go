@@ -157,10 +157,19 @@ func run(ctx context.Context, o options) error {
 				}
 			}
 			logf("%s c=%d service", sc.name, c)
+			cpu0, err := svc.cpuTime()
+			if err != nil {
+				return err
+			}
 			s, err := b.load(ctx, c, sc.budget, sc.service)
 			if err != nil {
 				return fmt.Errorf("%s service: %w", sc.name, err)
 			}
+			cpu1, err := svc.cpuTime()
+			if err != nil {
+				return err
+			}
+			s.cpuPerOp = (cpu1 - cpu0) / time.Duration(s.n+min(c, 4))
 			if sc.reset != nil {
 				if err := sc.reset(ctx); err != nil {
 					return err
@@ -267,7 +276,7 @@ func startService(ctx context.Context, bin, dsn string) (*service, error) {
 	}
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "DATABASE_URL="+dsn,
-		"MANA_SERVICE_KEY="+benchKey, "PERSONAS_AUTO_MIGRATE=false", "LOG_LEVEL=info", "NODE_ENV=production",
+		"MANA_SERVICE_KEY="+benchKey, "PERSONAS_AUTO_MIGRATE=false", "LOG_LEVEL="+logLevel(), "NODE_ENV=production",
 		"PERSONAS_DB_MAX_CONNS=32")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -294,6 +303,27 @@ func (s *service) stop() {
 	_ = s.cmd.Wait()
 	_ = s.log.Close()
 	_ = os.Remove(s.log.Name())
+}
+
+// cpuTime reads the service's CPU time so far (user + system) from
+// /proc/PID/stat, in clock ticks of 10 ms.
+func (s *service) cpuTime() (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) start at ")".
+	rest := string(raw[strings.LastIndexByte(string(raw), ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 // peakRSS reads the service's high-water resident set size (VmHWM).
@@ -523,6 +553,7 @@ func (b *bench) do(ctx context.Context, method, path string, body io.Reader) err
 }
 
 type stats struct {
+	cpuPerOp time.Duration // service process CPU (user+system) per request
 	n        int
 	elapsed  time.Duration
 	p50, p99 time.Duration
@@ -620,11 +651,11 @@ func writeReport(ctx context.Context, o options, pool *pgxpool.Pool, results []r
 	fmt.Fprintf(&b, "- *service*: HTTP to `bin/personas-internal` (NODE_ENV=production, JSON access logs to a file, pool of 32).\n")
 	fmt.Fprintf(&b, "  *raw*: the store's own statement (`personas.Statement`) run with pgx straight against PostgreSQL at the same concurrency.\n")
 	fmt.Fprintf(&b, "- Claims are bounded to %d requests per run so the due set never runs dry; leases are reset between runs.\n\n", o.due/o.claimLimit*9/10)
-	b.WriteString("| scenario | conns | service req/s | p50 ms | p99 ms | raw req/s | p50 ms | p99 ms | service/raw throughput |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| scenario | conns | service req/s | p50 ms | p99 ms | service CPU µs/req | raw req/s | p50 ms | p99 ms | service/raw throughput |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %s | %.0f | %s | %s | %.0f%% |\n", r.scenario, r.conc,
-			r.svc.rps(), ms(r.svc.p50), ms(r.svc.p99), r.raw.rps(), ms(r.raw.p50), ms(r.raw.p99), 100*r.svc.rps()/r.raw.rps())
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %s | %d | %.0f | %s | %s | %.0f%% |\n", r.scenario, r.conc,
+			r.svc.rps(), ms(r.svc.p50), ms(r.svc.p99), r.svc.cpuPerOp.Microseconds(), r.raw.rps(), ms(r.raw.p50), ms(r.raw.p99), 100*r.svc.rps()/r.raw.rps())
 	}
 	fmt.Fprintf(&b, "\nService peak RSS (VmHWM) over the whole run: **%.1f MB**.\n", float64(peak)/1e6)
 	fmt.Fprintf(&b, "\n## Plan of the due query (%d personas, EXPLAIN ANALYZE)\n\n```\n%s\n```\n", o.personas, plan)
@@ -645,4 +676,11 @@ func withDatabase(server, name string) (string, error) {
 	}
 	u.Path = "/" + name
 	return u.String(), nil
+}
+
+func logLevel() string {
+	if v := os.Getenv("BENCH_LOG_LEVEL"); v != "" {
+		return v
+	}
+	return "info"
 }

@@ -1,0 +1,150 @@
+// Package service is the main of a personas service, shared by
+// personas-internal and personas-admin: the subcommands (serve, migrate,
+// help), configuration and JSON logger, the database pool, migrations (on
+// demand, or in the background when auto-migration is on), and serving with
+// timeouts and graceful shutdown. A service supplies its configuration
+// loader and builds its HTTP handler; everything else is the same for both.
+package service
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"time"
+
+	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/personas"
+)
+
+// Settings are the settings every service has, whatever else it reads.
+type Settings struct {
+	Port        int
+	DatabaseURL string
+	LogLevel    string
+	AutoMigrate bool
+	DBMaxConns  int
+	// PprofAddr, when set, serves net/http/pprof there (a loopback address
+	// such as 127.0.0.1:6060: never expose it). Empty in normal operation.
+	PprofAddr string
+}
+
+// Program describes one service.
+type Program[C any] struct {
+	// Name as logged and shown in usage, e.g. "personas-internal".
+	Name string
+	// Serves says what serve serves, e.g. "the internal API".
+	Serves string
+	// Load reads the configuration. It returns the common settings even
+	// when it also returns an error, so the error can be logged at the
+	// configured level. C is logged at start: make it a slog.LogValuer
+	// that masks secrets.
+	Load func(getenv func(string) string) (C, Settings, error)
+	// Handler builds the service's HTTP handler over the store; the
+	// returned function (may be nil) releases what it holds.
+	Handler func(ctx context.Context, cfg C, store *personas.Store, logger *slog.Logger) (http.Handler, func(), error)
+}
+
+func (p Program[C]) usage() string {
+	return fmt.Sprintf(`usage: %[1]s [serve|migrate]
+
+  serve    serve %[2]s on $PORT (default)
+  migrate  apply pending database migrations to $DATABASE_URL and exit
+
+Configuration comes from the environment; see the README.
+`, p.Name, p.Serves)
+}
+
+// Run is main without the process (tests call it too): it runs the
+// subcommand in args until ctx ends, and returns the exit code: 0 ok,
+// 1 failure, 2 usage.
+func Run[C any](ctx context.Context, p Program[C], args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "serve", "migrate":
+	case "-h", "--help", "help":
+		_, _ = fmt.Fprint(stdout, p.usage())
+		return 0
+	default:
+		_, _ = fmt.Fprintf(stderr, "unknown command %q\n%s", cmd, p.usage())
+		return 2
+	}
+	cfg, set, cfgErr := p.Load(getenv)
+	logs := httpx.NewLogWriter(stdout, 200*time.Millisecond)
+	defer func() { _ = logs.Close() }()
+	logger, err := httpx.NewLogger(logs, set.LogLevel, p.Name)
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if cfgErr != nil {
+		logger.Error("invalid configuration", "error", cfgErr.Error())
+		return 1
+	}
+	db, err := personas.OpenDB(set.DatabaseURL, personas.PoolConfig{MaxConns: set.DBMaxConns})
+	if err != nil {
+		logger.Error("database", "error", err.Error())
+		return 1
+	}
+	defer func() { _ = db.Close() }()
+
+	if cmd == "migrate" {
+		applied, err := personas.Migrate(ctx, db)
+		if err != nil {
+			logger.Error("migration failed", "error", err.Error())
+			return 1
+		}
+		logger.Info("migrations applied", "applied", applied, "version", personas.LatestVersion())
+		return 0
+	}
+
+	logger.Info("starting", "config", cfg)
+	if set.AutoMigrate {
+		go personas.MigrateUntilDone(ctx, db, logger)
+	}
+	handler, release, err := p.Handler(ctx, cfg, personas.New(db), logger)
+	if err != nil {
+		logger.Error("start", "error", err.Error())
+		return 1
+	}
+	if release != nil {
+		defer release()
+	}
+	if set.PprofAddr != "" {
+		go servePprof(ctx, set.PprofAddr, logger)
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort("", strconv.Itoa(set.Port)))
+	if err != nil {
+		logger.Error("listen", "error", err.Error())
+		return 1
+	}
+	if err := httpx.Serve(ctx, ln, handler, httpx.ServeOptions{}, logger); err != nil {
+		logger.Error("server stopped", "error", err.Error())
+		return 1
+	}
+	return 0
+}
+
+// servePprof serves the runtime profiles on addr until ctx ends.
+func servePprof(ctx context.Context, addr string, logger *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		logger.Warn("pprof listener", "error", err.Error())
+		return
+	}
+	// Profiles take up to their "seconds" parameter: no write timeout.
+	if err := httpx.Serve(ctx, ln, mux, httpx.ServeOptions{WriteTimeout: time.Hour}, logger); err != nil {
+		logger.Warn("pprof server", "error", err.Error())
+	}
+}

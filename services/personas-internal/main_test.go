@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mana/personas/pkg/dbtest"
+	"github.com/mana/personas/pkg/personas"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestRun(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Usage", func(t *testing.T) {
+		t.Parallel()
+		var out, errOut bytes.Buffer
+		require.Equal(t, 2, run(context.Background(), []string{"frobnicate"}, env(nil), &out, &errOut))
+		require.Contains(t, errOut.String(), "usage: personas-internal")
+		require.Equal(t, 0, run(context.Background(), []string{"--help"}, env(nil), &out, &errOut))
+	})
+
+	t.Run("ProductionRefusesDevelopmentDefaults", func(t *testing.T) {
+		t.Parallel()
+		cases := map[string]map[string]string{
+			"NoKey":       {"NODE_ENV": "production", "DATABASE_URL": "postgres://x@127.0.0.1/db"},
+			"DevKey":      {"NODE_ENV": "production", "DATABASE_URL": "postgres://x@127.0.0.1/db", "MANA_SERVICE_KEY": "dev-service-key"},
+			"ShortKey":    {"NODE_ENV": "production", "DATABASE_URL": "postgres://x@127.0.0.1/db", "MANA_SERVICE_KEY": "short"},
+			"ShortPrev":   {"NODE_ENV": "production", "DATABASE_URL": "postgres://x@127.0.0.1/db", "MANA_SERVICE_KEY": strings.Repeat("k", 32), "MANA_SERVICE_KEY_PREVIOUS": "old"},
+			"NoDatabase":  {"NODE_ENV": "production", "MANA_SERVICE_KEY": strings.Repeat("k", 32)},
+			"BadPort":     {"PORT": "99999"},
+			"BadLogLevel": {"LOG_LEVEL": "chatty"},
+		}
+		for name, vars := range cases {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				var out, errOut bytes.Buffer
+				require.Equal(t, 1, run(context.Background(), nil, env(vars), &out, &errOut))
+				require.NotContains(t, out.String()+errOut.String(), strings.Repeat("k", 32), "secrets never reach the log")
+			})
+		}
+	})
+
+	t.Run("MigrateThenServeThenStop", func(t *testing.T) {
+		t.Parallel()
+		dsn := dbtest.Empty(t, "run")
+		var out, errOut bytes.Buffer
+		vars := map[string]string{"DATABASE_URL": dsn, "MANA_SERVICE_KEY": "a-long-enough-service-key-for-tests", "PERSONAS_AUTO_MIGRATE": "false"}
+		require.Equal(t, 0, run(context.Background(), []string{"migrate"}, env(vars), &out, &errOut), out.String())
+		require.Equal(t, 0, run(context.Background(), []string{"migrate"}, env(vars), &out, &errOut), "migrate is idempotent")
+		db, err := personas.OpenDB(dsn, personas.PoolConfig{MaxConns: 1})
+		require.NoError(t, err)
+		defer db.Close()
+		require.NoError(t, personas.New(db).CheckSchema(context.Background()))
+
+		ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		port := ln.Addr().(*net.TCPAddr).Port
+		require.NoError(t, ln.Close())
+		vars["PORT"] = fmt.Sprint(port)
+		ctx, cancel := context.WithCancel(context.Background())
+		code := make(chan int, 1)
+		var logs bytes.Buffer
+		go func() { code <- run(ctx, nil, env(vars), &logs, &errOut) }()
+		require.Eventually(t, func() bool {
+			req, _ := http.NewRequestWithContext(context.Background(), "GET", fmt.Sprintf("http://127.0.0.1:%d/readyz", port), nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}, 10*time.Second, 50*time.Millisecond)
+		cancel() // what SIGTERM does
+		require.Equal(t, 0, <-code)
+		require.Contains(t, logs.String(), `"msg":"stopped"`)
+		require.NotContains(t, logs.String(), "a-long-enough-service-key-for-tests")
+	})
+}
