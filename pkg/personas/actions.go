@@ -2,10 +2,11 @@ package personas
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
+
+	fastjson "github.com/goccy/go-json"
 )
 
 // Limits on action batches.
@@ -131,7 +132,7 @@ func (s *Store) InsertActions(ctx context.Context, personaID string, rows []Acti
 			InputHash: r.InputHash, Result: r.Result, ErrorMessage: r.ErrorMessage, LatencyMs: r.LatencyMs,
 		}
 	}
-	raw, err := json.Marshal(payload)
+	raw, err := fastjson.Marshal(payload)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("encode actions: %w", err)
 	}

@@ -2,10 +2,11 @@ package personas
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
+
+	fastjson "github.com/goccy/go-json"
 )
 
 // Limits on feedback batches.
@@ -77,7 +78,7 @@ func (s *Store) InsertFeedback(ctx context.Context, personaID string, rows []Fee
 	for i, r := range rows {
 		payload[i] = feedbackRow{ID: FeedbackID(r.TickID, r.Module), TickID: r.TickID, Module: r.Module, Rating: r.Rating, Notes: r.Notes}
 	}
-	raw, err := json.Marshal(payload)
+	raw, err := fastjson.Marshal(payload)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("encode feedback: %w", err)
 	}

@@ -3,6 +3,7 @@ module github.com/mana/personas/services/personas-internal
 go 1.26.0
 
 require (
+	github.com/goccy/go-json v0.10.6
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/mana/personas/pkg v0.0.0-00010101000000-000000000000

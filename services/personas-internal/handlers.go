@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -9,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	fastjson "github.com/goccy/go-json"
 	"github.com/labstack/echo/v4"
 
 	"github.com/mana/personas/pkg/httpx"
@@ -121,7 +121,9 @@ func (h *handlers) postActions(c echo.Context) error {
 }
 
 // wireAction is the fast path's view of one row: a well-formed batch
-// decodes straight into it. Anything it cannot take (a wrong type, a
+// decodes straight into it (with goccy/go-json, a drop-in decoder several
+// times faster than encoding/json on this shape; it is already in the
+// build through jwx). Anything it cannot take (a wrong type, a
 // missing field) falls back to field-by-field reading, which names every
 // problem.
 type wireAction struct {
@@ -138,7 +140,7 @@ func decodeActions(body []byte) ([]personas.ActionInput, error) {
 	var fast struct {
 		Actions []wireAction `json:"actions"`
 	}
-	if json.Unmarshal(body, &fast) == nil && fast.Actions != nil && len(fast.Actions) <= personas.MaxActionsPerBatch {
+	if fastjson.Unmarshal(body, &fast) == nil && fast.Actions != nil && len(fast.Actions) <= personas.MaxActionsPerBatch {
 		rows := make([]personas.ActionInput, 0, len(fast.Actions))
 		for _, a := range fast.Actions {
 			if a.TickID == nil || a.ToolName == nil || a.Result == nil {
@@ -222,7 +224,7 @@ func decodeFeedback(body []byte) ([]personas.FeedbackInput, error) {
 	var fast struct {
 		Feedback []wireFeedback `json:"feedback"`
 	}
-	if json.Unmarshal(body, &fast) == nil && fast.Feedback != nil && len(fast.Feedback) <= personas.MaxFeedbackPerBatch {
+	if fastjson.Unmarshal(body, &fast) == nil && fast.Feedback != nil && len(fast.Feedback) <= personas.MaxFeedbackPerBatch {
 		rows := make([]personas.FeedbackInput, 0, len(fast.Feedback))
 		for _, f := range fast.Feedback {
 			if f.TickID == nil || f.Module == nil || f.Rating == nil {
