@@ -202,7 +202,7 @@ func startStack(t *testing.T) *stack {
 		fmt.Sprintf("MANA_AUTH_UPSTREAM=127.0.0.1:%d", authPort),
 		"GATEWAY_ACCESS_LOG=" + filepath.Join(prefix, "access.log"),
 		"GATEWAY_WORKER_PROCESSES=1",
-		"NGINX=" + nginx,
+		"NGINX_BIN=" + nginx,
 	}, filepath.Join(root, "deploy", "gateway", "render.sh"), "--exec", prefix)
 	waitReady(t, gw, s.gateway+"/gateway/healthz")
 	return s

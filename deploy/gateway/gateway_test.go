@@ -243,7 +243,7 @@ func startGateway(t *testing.T, env map[string]string) *gateway {
 	env["GATEWAY_PORT"] = port
 	env["GATEWAY_ACCESS_LOG"] = "access.log"
 	env["GATEWAY_WORKER_PROCESSES"] = "1"
-	env["NGINX"] = nginx
+	env["NGINX_BIN"] = nginx
 	prefix := t.TempDir()
 	gw := &gateway{base: "http://" + addr, prefix: prefix, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	gw.cmd = exec.Command("sh", renderScript(t), "--exec", prefix)

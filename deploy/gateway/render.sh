@@ -27,7 +27,7 @@
 #   GATEWAY_WORKER_PROCESSES       [auto]
 #   GATEWAY_DAEMON                 on or off; off keeps nginx in the foreground [off]
 #   GATEWAY_TEMPLATE               template to render [nginx.conf.template beside this script]
-#   NGINX                          nginx binary for --exec [nginx]
+#   NGINX_BIN                      nginx binary for --exec [nginx]
 #
 # Only the names above are substituted; nginx's own $variables pass through.
 # Values are checked against strict patterns so that no setting can smuggle a
@@ -144,6 +144,10 @@ mv "$tmp" "$out"
 
 if [ "$exec_nginx" = yes ]; then
     # -e stderr: Debian's build would otherwise first try /var/log/nginx/error.log.
-    exec "${NGINX:-nginx}" -e stderr -p "$prefix/" -c "$out"
+    nginx_bin=${NGINX_BIN:-nginx}
+    # nginx reads NGINX as a list of inherited listening sockets (binary
+    # upgrades): never pass it one by accident.
+    unset NGINX NGINX_BIN
+    exec "$nginx_bin" -e stderr -p "$prefix/" -c "$out"
 fi
 printf '%s\n' "$out"

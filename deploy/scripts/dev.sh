@@ -85,7 +85,7 @@ wait_ready personas-internal http://localhost:3061/readyz
 start personas-admin env PORT=3062 MANA_SERVICE_KEY="$key" MANA_AUTH_URL="$auth_url" bin/personas-admin
 wait_ready personas-admin http://localhost:3062/readyz
 
-start gateway env GATEWAY_ACCESS_LOG="$logs/gateway-access.log" NGINX="$nginx_bin" deploy/gateway/render.sh --exec "$dev/gateway"
+start gateway env GATEWAY_ACCESS_LOG="$logs/gateway-access.log" NGINX_BIN="$nginx_bin" deploy/gateway/render.sh --exec "$dev/gateway"
 wait_ready gateway http://localhost:3060/gateway/healthz
 
 token=$(PORT=3001 MANA_SERVICE_KEY="$key" MANA_AUTH_DEV_BASE_URL="$auth_url" bin/mana-auth-dev admin-token) \
