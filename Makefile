@@ -23,7 +23,8 @@ build: ## build every program into bin/
 	done
 	@ls bin
 
-test: ## run every test (needs PostgreSQL: found, started or installed by deploy/scripts/db.sh)
+test: ## run every test (PostgreSQL and nginx are found, started or installed first)
+	@deploy/scripts/deps.sh
 	@url="$$(deploy/scripts/db.sh)"; \
 	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 20m $(PACKAGES)
 

@@ -21,17 +21,8 @@ export DATABASE_URL="${DATABASE_URL:-$(deploy/scripts/db.sh)}"
 key="${MANA_SERVICE_KEY:-dev-service-key}"
 auth_url="http://localhost:3001"
 
-nginx_bin=$(command -v nginx || true)
-[ -n "$nginx_bin" ] || { [ -x /usr/sbin/nginx ] && nginx_bin=/usr/sbin/nginx; } || true
-if [ -z "$nginx_bin" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "make dev: installing nginx from Debian" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && apt-get install -y -qq nginx >&2
-    nginx_bin=/usr/sbin/nginx
-  else
-    die "nginx is missing: sudo apt-get install -y nginx"
-  fi
-fi
+deploy/scripts/deps.sh
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 for port in 3001 3060 3061 3062; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
