@@ -3,6 +3,7 @@ package httpx
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ type Options struct {
 	// Registry receives the HTTP metrics and is served on /metrics. A new
 	// one (with Go and process collectors) when nil.
 	Registry *prometheus.Registry
+	// DB, when set, adds the connection pool's statistics to the metrics
+	// (go_sql_*{db_name="personas"}).
+	DB *sql.DB
 }
 
 // Server is an echo instance wired with the shared middleware.
@@ -65,6 +69,9 @@ func New(o Options) *Server {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if o.DB != nil {
+		o.Registry.MustRegister(collectors.NewDBStatsCollector(o.DB, "personas"))
 	}
 	e := echo.New()
 	e.HideBanner = true

@@ -60,3 +60,8 @@ func (p Problems) Err() error {
 	}
 	return &ValidationError{Details: p}
 }
+
+// Invalid is a ValidationError with one problem.
+func Invalid(field, message string) error {
+	return &ValidationError{Details: []FieldError{{Field: field, Message: message}}}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -16,7 +15,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mana/personas/pkg/httpx"
-	"github.com/mana/personas/pkg/jsonin"
 	"github.com/mana/personas/pkg/manaauth"
 	"github.com/mana/personas/pkg/personas"
 )
@@ -38,15 +36,11 @@ type handlers struct {
 	metrics  *upstreamMetrics
 }
 
-// isoTime formats like JavaScript's toISOString, which existing callers
-// were written against: UTC, milliseconds, "Z".
-func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
 func isoTimePtr(t *time.Time) *string {
 	if t == nil {
 		return nil
 	}
-	s := isoTime(*t)
+	s := httpx.ISOTime(*t)
 	return &s
 }
 
@@ -73,7 +67,7 @@ func newPersonaJSON(p *personas.Persona, actions7d int64) personaJSON {
 	return personaJSON{
 		UserID: p.UserID, Email: p.Email, Name: p.Name, Archetype: p.Archetype,
 		SystemPrompt: p.SystemPrompt, ModuleMix: mix, TickCadence: p.TickCadence,
-		LastActiveAt: isoTimePtr(p.LastActiveAt), CreatedAt: isoTime(p.CreatedAt), UpdatedAt: isoTime(p.UpdatedAt),
+		LastActiveAt: isoTimePtr(p.LastActiveAt), CreatedAt: httpx.ISOTime(p.CreatedAt), UpdatedAt: httpx.ISOTime(p.UpdatedAt),
 		Actions7d: actions7d,
 	}
 }
@@ -96,7 +90,7 @@ type upsertRequest struct {
 // JSON path.
 func readUpsert(c echo.Context) (*upsertRequest, error) {
 	var p personas.Problems
-	obj, err := readObject(c, &p)
+	obj, err := httpx.ReadObject(c, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -301,11 +295,11 @@ func (h *handlers) list(c echo.Context) error {
 	if paged {
 		n, err := strconv.Atoi(q.Get("limit"))
 		if err != nil || n < 1 || n > personas.MaxListLimit {
-			return validation("limit", fmt.Sprintf("must be an integer from 1 to %d", personas.MaxListLimit))
+			return personas.Invalid("limit", fmt.Sprintf("must be an integer from 1 to %d", personas.MaxListLimit))
 		}
 		f.Limit = n
 	} else if f.Cursor != "" {
-		return validation("cursor", "needs limit")
+		return personas.Invalid("cursor", "needs limit")
 	}
 	items, next, err := h.store.ListPersonas(c.Request().Context(), f)
 	if err != nil {
@@ -382,13 +376,13 @@ func (h *handlers) detail(c echo.Context) error {
 	for i, a := range actions {
 		res.RecentActions[i] = actionJSON{
 			ID: a.ID, TickID: a.TickID, Seq: a.Seq, ToolName: a.ToolName, InputHash: a.InputHash,
-			Result: string(a.Result), ErrorMessage: a.ErrorMessage, LatencyMs: a.LatencyMs, CreatedAt: isoTime(a.CreatedAt),
+			Result: string(a.Result), ErrorMessage: a.ErrorMessage, LatencyMs: a.LatencyMs, CreatedAt: httpx.ISOTime(a.CreatedAt),
 		}
 	}
 	for i, f := range feedback {
 		res.FeedbackByModule[i] = feedbackJSON{
 			Module: f.Module, AvgRating: f.AvgRating, Count: f.Count,
-			Distribution: f.Distribution, LastRatedAt: isoTime(f.LastRatedAt),
+			Distribution: f.Distribution, LastRatedAt: httpx.ISOTime(f.LastRatedAt),
 		}
 	}
 	return c.JSON(http.StatusOK, res)
@@ -451,28 +445,3 @@ func (h *handlers) deleteUser(ctx context.Context, bearer, id string) error {
 }
 
 // ---- helpers ------------------------------------------------------------
-
-// readObject reads the (bounded) body as a JSON object. Malformed JSON is a
-// 400 naming the parser's complaint; an oversize body is a 413.
-func readObject(c echo.Context, p *personas.Problems) (jsonin.Object, error) {
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return jsonin.Object{}, err
-		}
-		return jsonin.Object{}, httpx.BadRequest("could not read request body")
-	}
-	obj, ok, err := jsonin.ParseObject(body, p)
-	if err != nil {
-		return jsonin.Object{}, httpx.BadRequest(err.Error())
-	}
-	if !ok {
-		return jsonin.Object{}, p.Err()
-	}
-	return obj, nil
-}
-
-func validation(field, msg string) error {
-	return (&personas.Problems{{Field: field, Message: msg}}).Err()
-}

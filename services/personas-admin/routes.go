@@ -9,8 +9,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mana/personas/pkg/httpx"
 	"github.com/mana/personas/pkg/manaauth"
@@ -42,21 +40,16 @@ type tokenVerifier interface {
 
 // newServer wires the whole HTTP surface. Every endpoint is listed here.
 func newServer(store *personas.Store, auth identity, verifier tokenVerifier, logger *slog.Logger) *httpx.Server {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewDBStatsCollector(store.DB().DB, "personas"),
-	)
-	h := &handlers{store: store, auth: auth, verifier: verifier, logger: logger, metrics: newUpstreamMetrics(reg)}
+	h := &handlers{store: store, auth: auth, verifier: verifier, logger: logger}
 	srv := httpx.New(httpx.Options{
 		Name:      serviceName,
 		Logger:    logger,
 		BodyLimit: bodyLimit,
-		Registry:  reg,
+		DB:        store.DB().DB,
 		Ready:     h.ready,
 		MapError:  mapError,
 	})
+	h.metrics = newUpstreamMetrics(srv.Registry)
 	e := srv.Echo
 	e.GET("/openapi.yaml", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/yaml", openAPIDoc)

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -29,10 +27,6 @@ type dueResponse struct {
 	LeaseExpiresAt *string               `json:"leaseExpiresAt,omitempty"`
 }
 
-// isoTime formats like JavaScript's toISOString, which existing callers
-// were written against: UTC, milliseconds, "Z".
-func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
 func newDueResponse(list []personas.DuePersona, now time.Time) dueResponse {
 	for i := range list {
 		if t := list[i].LastActiveAt; t != nil {
@@ -44,7 +38,7 @@ func newDueResponse(list []personas.DuePersona, now time.Time) dueResponse {
 			list[i].LeaseExpiresAt = &u
 		}
 	}
-	return dueResponse{Personas: list, ServerTime: isoTime(now)}
+	return dueResponse{Personas: list, ServerTime: httpx.ISOTime(now)}
 }
 
 // GET /due?limit=N
@@ -53,7 +47,7 @@ func (h *handlers) listDue(c echo.Context) error {
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > personas.MaxDueLimit {
-			return validation("limit", "must be an integer from 1 to "+strconv.Itoa(personas.MaxDueLimit))
+			return personas.Invalid("limit", "must be an integer from 1 to "+strconv.Itoa(personas.MaxDueLimit))
 		}
 		limit = n
 	}
@@ -67,7 +61,7 @@ func (h *handlers) listDue(c echo.Context) error {
 // POST /due/claim {"runnerId","limit","leaseSeconds"}
 func (h *handlers) claim(c echo.Context) error {
 	var p personas.Problems
-	obj, err := readObject(c, &p)
+	obj, err := httpx.ReadObject(c, &p)
 	if err != nil {
 		return err
 	}
@@ -90,7 +84,7 @@ func (h *handlers) claim(c echo.Context) error {
 	if lease == 0 {
 		lease = personas.DefaultLease
 	}
-	until := isoTime(now.Add(lease))
+	until := httpx.ISOTime(now.Add(lease))
 	resp.LeaseExpiresAt = &until
 	return c.JSON(http.StatusOK, resp)
 }
@@ -103,7 +97,7 @@ type writeResponse struct {
 
 // POST /:id/actions {"actions":[{tickId,seq?,toolName,inputHash?,result,errorMessage?,latencyMs?}]}
 func (h *handlers) postActions(c echo.Context) error {
-	body, err := readBody(c)
+	body, err := httpx.ReadBody(c)
 	if err != nil {
 		return err
 	}
@@ -161,7 +155,7 @@ func decodeActions(body []byte) ([]personas.ActionInput, error) {
 // readActions is the slow path: every problem, by path.
 func readActions(body []byte) ([]personas.ActionInput, error) {
 	var p personas.Problems
-	obj, err := parseObject(body, &p)
+	obj, err := httpx.ParseObject(body, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +190,7 @@ func readActions(body []byte) ([]personas.ActionInput, error) {
 
 // POST /:id/feedback {"feedback":[{tickId,module,rating,notes?}]}
 func (h *handlers) postFeedback(c echo.Context) error {
-	body, err := readBody(c)
+	body, err := httpx.ReadBody(c)
 	if err != nil {
 		return err
 	}
@@ -241,7 +235,7 @@ func decodeFeedback(body []byte) ([]personas.FeedbackInput, error) {
 
 func readFeedback(body []byte) ([]personas.FeedbackInput, error) {
 	var p personas.Problems
-	obj, err := parseObject(body, &p)
+	obj, err := httpx.ParseObject(body, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -278,43 +272,4 @@ func checkBatchSize(p *personas.Problems, field string, n, maxRows int) {
 	case n > maxRows:
 		p.Add(field, "at most %d items per request, got %d", maxRows, n)
 	}
-}
-
-// readObject reads the (bounded) body as a JSON object.
-func readObject(c echo.Context, p *personas.Problems) (jsonin.Object, error) {
-	body, err := readBody(c)
-	if err != nil {
-		return jsonin.Object{}, err
-	}
-	return parseObject(body, p)
-}
-
-// readBody reads the body, bounded by httpx; an oversize body is a 413.
-func readBody(c echo.Context) ([]byte, error) {
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return nil, err
-		}
-		return nil, httpx.BadRequest("could not read request body")
-	}
-	return body, nil
-}
-
-// parseObject parses body as a JSON object. Malformed JSON is a 400 naming
-// the parser's complaint.
-func parseObject(body []byte, p *personas.Problems) (jsonin.Object, error) {
-	obj, ok, err := jsonin.ParseObject(body, p)
-	if err != nil {
-		return jsonin.Object{}, httpx.BadRequest(err.Error())
-	}
-	if !ok {
-		return jsonin.Object{}, p.Err()
-	}
-	return obj, nil
-}
-
-func validation(field, msg string) error {
-	return (&personas.Problems{{Field: field, Message: msg}}).Err()
 }

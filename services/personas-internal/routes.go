@@ -10,7 +10,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mana/personas/pkg/httpx"
 	"github.com/mana/personas/pkg/personas"
@@ -24,21 +23,16 @@ const bodyLimit = 4 << 20
 
 // newServer wires the whole HTTP surface. Every endpoint is listed here.
 func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *httpx.Server {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewDBStatsCollector(store.DB().DB, "personas"),
-	)
-	h := &handlers{store: store, logger: logger, metrics: newRowMetrics(reg)}
+	h := &handlers{store: store, logger: logger}
 	srv := httpx.New(httpx.Options{
 		Name:      serviceName,
 		Logger:    logger,
 		BodyLimit: bodyLimit,
-		Registry:  reg,
+		DB:        store.DB().DB,
 		Ready:     h.ready,
 		MapError:  mapError,
 	})
+	h.metrics = newRowMetrics(srv.Registry)
 	e := srv.Echo
 	e.GET("/openapi.yaml", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/yaml", openAPIDoc)
