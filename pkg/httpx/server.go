@@ -77,6 +77,7 @@ func New(o Options) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(o.Logger, o.MapError)
+	e.JSONSerializer = jsonSerializer{}
 
 	m := newHTTPMetrics(o.Registry)
 	e.Use(requestID, accessLog(o.Logger, m), recoverPanics(o.Logger), bound(o.BodyLimit, o.RequestTimeout))
