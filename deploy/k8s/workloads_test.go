@@ -77,6 +77,16 @@ func TestContainersHardened(t *testing.T) {
 					for _, c := range spec.Containers {
 						requireHTTPProbe(t, c.Name+" liveness", c.LivenessProbe, liveness)
 						requireHTTPProbe(t, c.Name+" readiness", c.ReadinessProbe, readiness)
+						// Keep serving while endpoints drop the pod, and leave the
+						// graceful shutdown (up to 20 s in the programs) time to end.
+						require.NotNil(t, c.Lifecycle, "%s: preStop", c.Name)
+						require.NotNil(t, c.Lifecycle.PreStop, "%s: preStop", c.Name)
+						require.NotNil(t, c.Lifecycle.PreStop.Sleep, "%s: preStop sleep (no shell in the images)", c.Name)
+						grace := int64(30)
+						if spec.TerminationGracePeriodSeconds != nil {
+							grace = *spec.TerminationGracePeriodSeconds
+						}
+						require.GreaterOrEqual(t, grace, c.Lifecycle.PreStop.Sleep.Seconds+20, "%s: grace period", c.Name)
 					}
 				})
 			}
