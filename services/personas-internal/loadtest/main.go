@@ -56,6 +56,7 @@ type options struct {
 	dueLimit   int
 	claimLimit int
 	only       string
+	rounds     int
 }
 
 func main() {
@@ -66,12 +67,13 @@ func main() {
 	flag.IntVar(&o.personas, "personas", 10_000, "personas to seed")
 	flag.IntVar(&o.due, "due", 1_000, "of which due")
 	flag.IntVar(&o.actions, "actions", 1_000_000, "actions to seed")
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "time per scenario, per side, per concurrency")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "time per run (one side, one round)")
 	flag.StringVar(&conc, "concurrency", "1,32", "comma-separated connection counts")
 	flag.BoolVar(&o.skipSeed, "skip-seed", false, "reuse an existing personas_bench database")
 	flag.IntVar(&o.dueLimit, "due-limit", 1000, "limit of the large GET /due scenario")
 	flag.IntVar(&o.claimLimit, "claim-limit", 5, "limit passed to claims")
 	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains this")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per scenario, alternating which side goes first")
 	flag.Parse()
 	for _, c := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
@@ -151,36 +153,41 @@ func run(ctx context.Context, o options) error {
 			concs = sc.concs
 		}
 		for _, c := range concs {
-			if sc.reset != nil {
-				if err := sc.reset(ctx); err != nil {
-					return err
+			var sv, rw samples
+			// Alternate the sides round by round (S R, R S, ...), so that drift
+			// on the shared machine (checkpoints, autovacuum) hits both alike.
+			for round := range o.rounds {
+				sides := []bool{true, false}
+				if round%2 == 1 {
+					sides = []bool{false, true}
+				}
+				for _, isService := range sides {
+					if err := sc.reset(ctx); err != nil {
+						return err
+					}
+					if !isService {
+						logf("%s c=%d raw (round %d)", sc.name, c, round+1)
+						if err := rw.run(ctx, b, c, sc.budget, sc.raw); err != nil {
+							return fmt.Errorf("%s raw: %w", sc.name, err)
+						}
+						continue
+					}
+					logf("%s c=%d service (round %d)", sc.name, c, round+1)
+					cpu0, err := svc.cpuTime()
+					if err != nil {
+						return err
+					}
+					if err := sv.run(ctx, b, c, sc.budget, sc.service); err != nil {
+						return fmt.Errorf("%s service: %w", sc.name, err)
+					}
+					cpu1, err := svc.cpuTime()
+					if err != nil {
+						return err
+					}
+					sv.cpu += cpu1 - cpu0
 				}
 			}
-			logf("%s c=%d service", sc.name, c)
-			cpu0, err := svc.cpuTime()
-			if err != nil {
-				return err
-			}
-			s, err := b.load(ctx, c, sc.budget, sc.service)
-			if err != nil {
-				return fmt.Errorf("%s service: %w", sc.name, err)
-			}
-			cpu1, err := svc.cpuTime()
-			if err != nil {
-				return err
-			}
-			s.cpuPerOp = (cpu1 - cpu0) / time.Duration(s.n+min(c, 4))
-			if sc.reset != nil {
-				if err := sc.reset(ctx); err != nil {
-					return err
-				}
-			}
-			logf("%s c=%d raw", sc.name, c)
-			r, err := b.load(ctx, c, sc.budget, sc.raw)
-			if err != nil {
-				return fmt.Errorf("%s raw: %w", sc.name, err)
-			}
-			results = append(results, result{scenario: sc.name, conc: c, svc: s, raw: r})
+			results = append(results, result{scenario: sc.name, conc: c, svc: sv.stats(), raw: rw.stats()})
 		}
 	}
 	peak, err := svc.peakRSS()
@@ -564,16 +571,47 @@ type stats struct {
 
 func (s stats) rps() float64 { return float64(s.n) / s.elapsed.Seconds() }
 
-// load runs fn from c workers until the duration (or the budget) is spent.
-func (b *bench) load(ctx context.Context, c, budget int, fn op) (stats, error) {
-	// Warm up connections and caches outside the measurement.
-	for range min(c, 4) {
+// samples pools the runs of one side of one scenario.
+type samples struct {
+	lat     []time.Duration
+	elapsed time.Duration
+	ops     int           // including warm-up, for CPU per request
+	cpu     time.Duration // service process CPU over the runs
+}
+
+func (s *samples) run(ctx context.Context, b *bench, c, budget int, fn op) error {
+	lat, elapsed, warm, err := b.load(ctx, c, budget, fn)
+	if err != nil {
+		return err
+	}
+	s.lat = append(s.lat, lat...)
+	s.elapsed += elapsed
+	s.ops += len(lat) + warm
+	return nil
+}
+
+func (s *samples) stats() stats {
+	all := slices.Clone(s.lat)
+	slices.Sort(all)
+	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*p))] }
+	st := stats{n: len(all), elapsed: s.elapsed, p50: pct(0.50), p99: pct(0.99)}
+	if s.ops > 0 {
+		st.cpuPerOp = s.cpu / time.Duration(s.ops)
+	}
+	return st
+}
+
+// load runs fn from c workers until the duration (or the budget) is spent,
+// after a few warm-up calls; it returns the measured latencies.
+func (b *bench) load(ctx context.Context, c, budget int, fn op) ([]time.Duration, time.Duration, int, error) {
+	warm := min(c, 4)
+	for range warm {
 		if err := fn(ctx); err != nil {
-			return stats{}, err
+			return nil, 0, 0, err
 		}
 	}
 	if budget > 0 {
-		budget -= min(c, 4)
+		budget -= warm
 	}
 	deadline := time.Now().Add(b.o.duration)
 	var issued atomic.Int64
@@ -599,15 +637,13 @@ func (b *bench) load(ctx context.Context, c, budget int, fn op) (stats, error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	if err := errors.Join(errs...); err != nil {
-		return stats{}, err
+		return nil, 0, 0, err
 	}
 	all := slices.Concat(lat...)
-	slices.Sort(all)
 	if len(all) == 0 {
-		return stats{}, errors.New("no operation completed")
+		return nil, 0, 0, errors.New("no operation completed")
 	}
-	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*p))] }
-	return stats{n: len(all), elapsed: elapsed, p50: pct(0.50), p99: pct(0.99)}, nil
+	return all, elapsed, warm, nil
 }
 
 type result struct {
@@ -650,12 +686,13 @@ func writeReport(ctx context.Context, o options, pool *pgxpool.Pool, results []r
 	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), %s; PostgreSQL %s, default settings.\n", runtime.NumCPU(), cpu, runtime.Version(), pgVersion)
 	fmt.Fprintf(&b, "- **The load generator, the service and PostgreSQL share the same %d CPUs.** Absolute figures are\n", runtime.NumCPU())
 	fmt.Fprintf(&b, "  bounded by that; the ratio column (service ÷ raw, measured in the same run) is the figure to compare.\n")
-	fmt.Fprintf(&b, "- Data: %d personas (%d due), %d actions seeded, then each scenario for %s per side and concurrency.\n", o.personas, o.due, o.actions, o.duration)
+	fmt.Fprintf(&b, "- Data: %d personas (%d due), %d actions seeded. Each scenario and concurrency runs %d rounds of %s per side,\n", o.personas, o.due, o.actions, o.rounds, o.duration)
+	fmt.Fprintf(&b, "  alternating which side goes first; figures pool all rounds.\n")
 	fmt.Fprintf(&b, "- *service*: HTTP to `bin/personas-internal` (NODE_ENV=production, JSON access logs at info to a file, pool of 32,\n")
 	fmt.Fprintf(&b, "  GOMAXPROCS=1 as in its pod, whose 500m CPU limit makes Go choose 1). *service CPU* is the service process's\n")
 	fmt.Fprintf(&b, "  user+system time per request (from /proc), the share of the machine the service itself takes.\n")
 	fmt.Fprintf(&b, "  *raw*: the store's own statement (`personas.Statement`) run with pgx straight against PostgreSQL at the same concurrency.\n")
-	fmt.Fprintf(&b, "- Claims are bounded to %d requests per run so the due set never runs dry; leases are reset between runs.\n\n", o.due/o.claimLimit*9/10)
+	fmt.Fprintf(&b, "- Claims are bounded to %d requests per run so the due set never runs dry; leases are reset before every run.\n\n", o.due/o.claimLimit*9/10)
 	b.WriteString("| scenario | conns | service req/s | p50 ms | p99 ms | service CPU µs/req | raw req/s | p50 ms | p99 ms | service/raw throughput |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range results {
@@ -674,8 +711,9 @@ func writeReport(ctx context.Context, o options, pool *pgxpool.Pool, results []r
 		}
 	}
 	fmt.Fprintf(&b, "| service RSS ≤ 60 MB under load | %.1f MB | %s |\n", float64(peak)/1e6, yes(peak <= 60e6))
-	b.WriteString("\nRatios move by several points from run to run on this shared machine (PostgreSQL's fsync\n")
-	b.WriteString("and the scheduler dominate); rerun `make bench` before drawing conclusions from a small difference.\n")
+	b.WriteString("\nRatios still move by a few points between runs on this shared machine (PostgreSQL's fsync,\n")
+	b.WriteString("checkpoints and autovacuum, the scheduler): that is why the sides alternate round by round.\n")
+	b.WriteString("Rerun `make bench` before drawing conclusions from a small difference.\n")
 	fmt.Fprintf(&b, "\n## Plan of the due query (%d personas, EXPLAIN ANALYZE)\n\n```\n%s\n```\n", o.personas, plan)
 	fmt.Fprintf(&b, "\nThe walk over `personas_due_idx` stops at the limit; the cadence and lease are per-row filters.\n")
 	//nolint:gosec // a report committed to the repo, meant to be read
