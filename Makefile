@@ -48,8 +48,9 @@ db: ## find/start/install PostgreSQL and print DATABASE_URL
 migrate: build ## apply migrations to $$DATABASE_URL (or the local server)
 	@url="$$(deploy/scripts/db.sh)"; DATABASE_URL="$$url" bin/personas-internal migrate
 
-bench: build ## seed 10k personas / 1M actions and load the service vs raw PostgreSQL; writes BENCHMARKS.md
-	@url="$$(deploy/scripts/db.sh)"; DATABASE_URL="$$url" $(GO) run ./services/personas-internal/loadtest -out BENCHMARKS.md
+bench: build ## seed 10k personas / 1M actions, load the service vs raw PostgreSQL, run the Go benchmarks; writes BENCHMARKS.md
+	@url="$$(deploy/scripts/db.sh)"; export DATABASE_URL="$$url"; \
+	$(GO) run ./services/personas-internal/loadtest -out BENCHMARKS.md && deploy/scripts/gobench.sh BENCHMARKS.md
 
 dev: build ## bring the whole system up locally (Ctrl-C stops it)
 	@deploy/scripts/dev.sh
