@@ -92,13 +92,28 @@ type proc struct {
 	done chan struct{}
 }
 
+// handedOut remembers the ports given to stacks of this test binary: the
+// kernel may offer a port again once its probe listener is closed, and two
+// stacks starting in parallel must never share one.
+var (
+	portsMu   sync.Mutex
+	handedOut = map[int]bool{}
+)
+
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	return port
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		port := ln.Addr().(*net.TCPAddr).Port
+		require.NoError(t, ln.Close())
+		if !handedOut[port] {
+			handedOut[port] = true
+			return port
+		}
+	}
 }
 
 type lockedBuffer struct {

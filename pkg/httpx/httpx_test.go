@@ -102,6 +102,8 @@ func TestRequestID(t *testing.T) {
 	ts := newServer(t)
 	_, h, _ := do(t, "GET", ts.URL+"/healthz", "", "X-Request-Id", "req-42")
 	require.Equal(t, "req-42", h.Get("X-Request-Id"))
+	_, h, _ = do(t, "GET", ts.URL+"/healthz", "", "X-Request-Id", "abc/def+ghi=@x")
+	require.Equal(t, "abc/def+ghi=@x", h.Get("X-Request-Id"), "the gateway's character set")
 	_, h, _ = do(t, "GET", ts.URL+"/healthz", "", "X-Request-Id", "bad id with spaces;and{braces}")
 	require.Len(t, h.Get("X-Request-Id"), 24, "a malformed id is replaced by a fresh one")
 	_, h, _ = do(t, "GET", ts.URL+"/healthz", "")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -31,13 +32,15 @@ type Problems interface {
 	Err() error
 }
 
-// ParseObject parses body as a JSON object: malformed JSON is a 400 naming
-// the parser's complaint; valid JSON that is not an object is reported to p
-// and returned as p.Err().
+// ParseObject parses body as a JSON object. Malformed JSON, or JSON that
+// is not an object, is reported to p (field "body", with the parser's
+// complaint) and returned as p.Err(), so callers answer it like any other
+// invalid input.
 func ParseObject(body []byte, p Problems) (jsonin.Object, error) {
 	obj, ok, err := jsonin.ParseObject(body, p)
 	if err != nil {
-		return jsonin.Object{}, BadRequest(err.Error())
+		p.Add("body", "%s", strings.TrimPrefix(err.Error(), "request body "))
+		return jsonin.Object{}, p.Err()
 	}
 	if !ok {
 		return jsonin.Object{}, p.Err()

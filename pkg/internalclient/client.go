@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -137,10 +138,14 @@ type ClaimRequest struct {
 	LeaseSeconds int    `json:"leaseSeconds,omitempty"`
 }
 
-// Claim leases due personas to one runner.
+// Claim leases due personas to one runner. Unlike the other calls it is
+// retried only when the request cannot have reached the server (the
+// connection was refused): a claim whose answer was lost has leased
+// personas that a repeated claim would not return, so they would sit idle
+// until their lease ran out.
 func (c *Client) Claim(ctx context.Context, req ClaimRequest) (*DueResponse, error) {
 	var out DueResponse
-	return &out, c.do(ctx, http.MethodPost, "/due/claim", req, &out)
+	return &out, c.doWith(ctx, http.MethodPost, "/due/claim", req, &out, false)
 }
 
 // Action is one tool call. Seq is the row's position in the whole tick;
@@ -184,6 +189,12 @@ func (c *Client) PostFeedback(ctx context.Context, personaID string, feedback []
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doWith(ctx, method, path, in, out, true)
+}
+
+// doWith makes the call; idempotent calls are retried on any network error
+// and on 5xx, the others only when the connection could not be made.
+func (c *Client) doWith(ctx context.Context, method, path string, in, out any, idempotent bool) error {
 	var body []byte
 	if in != nil {
 		var err error
@@ -196,6 +207,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	for attempt := 1; attempt <= c.attempts; attempt++ {
 		retry, err := c.once(ctx, method, path, body, out)
 		if err == nil || !retry {
+			return err
+		}
+		if !idempotent && !notSent(err) {
 			return err
 		}
 		lastErr = err
@@ -255,4 +269,11 @@ func (c *Client) once(ctx context.Context, method, path string, body []byte, out
 		apiErr.Code = http.StatusText(resp.StatusCode)
 	}
 	return resp.StatusCode >= 500, apiErr
+}
+
+// notSent reports whether err means the request never reached the server:
+// the connection itself failed.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // Reporter collects problems (personas.Problems implements it).
@@ -200,4 +201,50 @@ func Path(parent, field string, i int) string {
 		p = parent + "." + p
 	}
 	return p
+}
+
+// HasCaseVariant reports whether the JSON document body has an object key
+// that equals one of names ignoring case but not exactly ("TickId" for
+// "tickId"). Decoders that match keys case-insensitively (encoding/json,
+// goccy/go-json) would take such a key for the field; this reader does not,
+// so a fast path built on them must step aside when this is true. body must
+// be valid JSON.
+func HasCaseVariant(body []byte, names ...string) bool {
+	for i := 0; i < len(body); i++ {
+		if body[i] != '"' {
+			continue
+		}
+		// A string: find its end, skipping escapes.
+		j := i + 1
+		escaped := false
+		for ; j < len(body); j++ {
+			if body[j] == '\\' {
+				escaped = true
+				j++
+				continue
+			}
+			if body[j] == '"' {
+				break
+			}
+		}
+		str := body[i+1 : min(j, len(body))]
+		// It is a key when a colon follows (after white space).
+		k := j + 1
+		for k < len(body) && (body[k] == ' ' || body[k] == '\t' || body[k] == '\n' || body[k] == '\r') {
+			k++
+		}
+		if k < len(body) && body[k] == ':' {
+			if escaped {
+				// An escaped key may decode to anything: let the slow path judge.
+				return true
+			}
+			for _, n := range names {
+				if len(n) == len(str) && string(str) != n && strings.EqualFold(string(str), n) {
+					return true
+				}
+			}
+		}
+		i = j
+	}
+	return false
 }

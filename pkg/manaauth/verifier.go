@@ -255,6 +255,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		jwt.WithClock(jwt.ClockFunc(v.clock)),
 	)
 	if err != nil {
+		// Say which issuer or audience the token carried: a mismatch is
+		// usually configuration (MANA_AUTH_ISSUER), and neither is secret.
+		if errors.Is(err, jwt.ErrInvalidIssuer()) || errors.Is(err, jwt.ErrInvalidAudience()) {
+			if unverified, perr := jwt.ParseInsecure([]byte(token)); perr == nil {
+				return nil, invalid("%v (token iss %q aud %q; want iss %q aud %q)", err,
+					unverified.Issuer(), unverified.Audience(), v.issuer, v.audience)
+			}
+		}
 		return nil, invalid("%v", err)
 	}
 	c := &Claims{

@@ -166,7 +166,7 @@ WITH p AS (
     SELECT r.id, p.user_id, r.tick_id, r.seq, r.tool_name, r.input_hash, r.result, r.error_message, r.latency_ms, ?1::timestamptz
       FROM p, jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, seq integer, tool_name text,
                                                  input_hash text, result text, error_message text, latency_ms integer)
-        ON CONFLICT (id) DO NOTHING
+        ON CONFLICT (persona_id, id) DO NOTHING
  RETURNING 1
 ), n AS (
     SELECT count(*) AS written FROM ins
@@ -210,9 +210,8 @@ SELECT id, tick_id, seq, tool_name, input_hash, result, error_message, latency_m
 // activity window (see ActivityWindow), from the hourly buckets.
 func (s *Store) Actions7d(ctx context.Context, personaID string) (int64, error) {
 	var n int64
-	since := s.Now().Add(-ActivityWindow).Truncate(time.Hour)
-	err := s.db.NewRaw(`SELECT COALESCE(sum(actions), 0) FROM personas.persona_activity_hourly
-WHERE persona_id = ?0 AND hour >= ?1`, personaID, since).Scan(ctx, &n)
+	start, hourStart, hourEnd := s.activityWindow()
+	err := s.db.NewRaw("SELECT "+fmt.Sprintf(actions7dSQL, "?3"), start, hourStart, hourEnd, personaID).Scan(ctx, &n)
 	if err != nil {
 		return 0, fmt.Errorf("actions in window: %w", translate(err))
 	}

@@ -153,7 +153,7 @@ WITH p AS (
     INSERT INTO personas.persona_feedback (id, persona_id, tick_id, module, rating, notes, created_at)
     SELECT r.id, p.user_id, r.tick_id, r.module, r.rating, r.notes, ?1::timestamptz
       FROM p, jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, module text, rating smallint, notes text)
-        ON CONFLICT (id) DO NOTHING
+        ON CONFLICT (persona_id, id) DO NOTHING
  RETURNING 1
 )
 SELECT (SELECT count(*) FROM p) AS found, (SELECT count(*) FROM ins) AS written`

@@ -2,8 +2,10 @@ package personas
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/mail"
@@ -96,9 +98,7 @@ func (in *PersonaInput) Validate() error {
 	}
 	for m, w := range in.ModuleMix {
 		f := "moduleMix." + m
-		if m == "" || utf8.RuneCountInString(m) > MaxModuleLen {
-			p.Add(f, "module names are 1-%d characters", MaxModuleLen)
-		}
+		checkText(&p, f, m, 1, MaxModuleLen)
 		if math.IsNaN(w) || math.IsInf(w, 0) || w < 0 || w > MaxModuleWeight {
 			p.Add(f, "weight must be a number from 0 to %d", MaxModuleWeight)
 		}
@@ -147,9 +147,17 @@ ON CONFLICT (user_id) DO UPDATE
    SET email = EXCLUDED.email, name = EXCLUDED.name, archetype = EXCLUDED.archetype,
        system_prompt = EXCLUDED.system_prompt, module_mix = EXCLUDED.module_mix,
        tick_cadence = EXCLUDED.tick_cadence, updated_at = EXCLUDED.updated_at
+ WHERE (p.email, p.name, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence)
+       IS DISTINCT FROM
+       (EXCLUDED.email, EXCLUDED.name, EXCLUDED.archetype, EXCLUDED.system_prompt, EXCLUDED.module_mix, EXCLUDED.tick_cadence)
 RETURNING (xmax = 0) AS created`,
 		in.UserID, in.Email, in.Name, in.Archetype, in.SystemPrompt, string(mix), string(cadence), now,
 	).Scan(ctx, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The row exists and already says all this: nothing to change, and
+		// updated_at keeps telling when something last did.
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("upsert persona: %w", translate(err))
 	}
@@ -202,10 +210,25 @@ type listCursor struct {
 	UserID    string    `json:"u"`
 }
 
-// ActivityWindow is the span "actions7d" covers. Activity is counted in
-// whole UTC hours: the window starts at the beginning of the hour that was
-// current exactly 7 days ago.
+// ActivityWindow is the span "actions7d" covers: the actions recorded in
+// the last 7 days, exactly. The hourly buckets that lie wholly inside the
+// window are summed; the one hour the window starts in is counted from its
+// rows (one persona's actions of one hour, through an index).
 const ActivityWindow = 7 * 24 * time.Hour
+
+// actions7dSQL counts one persona's actions in the window. Arguments: the
+// persona id expression is spliced in by the caller; ?0 the window start,
+// ?1 the start of the hour it falls in, ?2 the end of that hour.
+const actions7dSQL = `(COALESCE((SELECT sum(h.actions) FROM personas.persona_activity_hourly h
+      WHERE h.persona_id = %[1]s AND h.hour >= ?2), 0)
+ + (SELECT count(*) FROM personas.persona_actions a
+      WHERE a.persona_id = %[1]s AND a.created_at >= ?0 AND a.created_at < ?2))`
+
+func (s *Store) activityWindow() (start, hourStart, hourEnd time.Time) {
+	start = s.Now().Add(-ActivityWindow)
+	hourStart = start.Truncate(time.Hour)
+	return start, hourStart, hourStart.Add(time.Hour)
+}
 
 // ListPersonas returns personas newest first, each with the number of
 // actions recorded in the last 7 days, read from the hourly buckets kept at
@@ -236,13 +259,12 @@ func (s *Store) ListPersonas(ctx context.Context, f ListFilter) (items []Persona
 		return nil, "", err
 	}
 
-	since := s.Now().Add(-ActivityWindow).Truncate(time.Hour)
+	start, hourStart, hourEnd := s.activityWindow()
 	q := s.db.NewSelect().
 		Model(&items).
 		ModelTableExpr("personas.personas AS p").
 		ColumnExpr("p.*").
-		ColumnExpr(`COALESCE((SELECT sum(h.actions) FROM personas.persona_activity_hourly h
-		             WHERE h.persona_id = p.user_id AND h.hour >= ?), 0) AS actions_7d`, since).
+		ColumnExpr(fmt.Sprintf(actions7dSQL, "p.user_id")+" AS actions_7d", start, hourStart, hourEnd).
 		OrderExpr("p.created_at DESC, p.user_id DESC")
 	if f.Archetype != "" {
 		q = q.Where("p.archetype = ?", f.Archetype)

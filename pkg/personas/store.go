@@ -138,7 +138,7 @@ func translate(err error) error {
 			return fmt.Errorf("%w: %s", ErrConflict, pgErr.ConstraintName)
 		case "23503": // foreign_key_violation
 			return fmt.Errorf("%w: %s", ErrNotFound, pgErr.ConstraintName)
-		case "23514", "22001", "22003", "22P02": // check, too long, out of range, bad text repr
+		case "23514", "22001", "22003", "22P02", "22P05", "22021": // check, too long, out of range, bad text repr, unsupported Unicode escape, bad encoding
 			return &ValidationError{Details: []FieldError{{Field: pgErr.ColumnName, Message: pgErr.Message}}}
 		case "42P01", "3F000": // undefined table, undefined schema
 			return fmt.Errorf("%w: %s", ErrSchemaNotReady, pgErr.Message)

@@ -442,18 +442,75 @@ func TestListPersonas(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		createPersona(t, b.store, "p1", personas.CadenceDaily)
-		b.clock.Set(monday.Add(-7*24*time.Hour - 2*time.Hour)) // outside the window
-		_, err := b.store.InsertActions(ctx, "p1", actions("old", 5))
-		require.NoError(t, err)
-		b.clock.Set(monday.Add(-7*24*time.Hour + time.Hour)) // inside
-		_, err = b.store.InsertActions(ctx, "p1", actions("new", 3))
-		require.NoError(t, err)
-		b.clock.Set(monday)
+		now := monday.Add(30 * time.Minute) // the window starts at :30 of an hour
+		weekAgo := now.Add(-7 * 24 * time.Hour)
+		for _, at := range []struct {
+			offset time.Duration
+			n      int
+		}{
+			{-2 * time.Hour, 1},      // well outside
+			{-20 * time.Minute, 2},   // same hour as the window's start, but before it
+			{-time.Microsecond, 4},   // just outside
+			{0, 8},                   // exactly 7 days ago: inside
+			{10 * time.Minute, 16},   // inside, in the boundary hour
+			{40 * time.Minute, 32},   // inside, the next hour's bucket
+			{6 * 24 * time.Hour, 64}, // yesterday
+		} {
+			b.clock.Set(weekAgo.Add(at.offset))
+			_, err := b.store.InsertActions(ctx, "p1", actions(fmt.Sprintf("t%d", at.n), at.n))
+			require.NoError(t, err)
+		}
+		b.clock.Set(now)
+		want := int64(8 + 16 + 32 + 64)
 		items, next, err := b.store.ListPersonas(ctx, personas.ListFilter{})
 		require.NoError(t, err)
 		require.Empty(t, next)
 		require.Len(t, items, 1)
-		require.Equal(t, int64(3), items[0].Actions7d)
+		require.Equal(t, want, items[0].Actions7d)
+		n, err := b.store.Actions7d(ctx, "p1")
+		require.NoError(t, err)
+		require.Equal(t, want, n)
+	})
+
+	t.Run("SameTickIDForTwoPersonasKeepsBoth", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		createPersona(t, b.store, "p2", personas.CadenceDaily)
+		for _, id := range []string{"p1", "p2"} {
+			res, err := b.store.InsertActions(ctx, id, actions("shared-tick", 3))
+			require.NoError(t, err)
+			require.Equal(t, personas.WriteResult{Written: 3}, res, id)
+			fb, err := b.store.InsertFeedback(ctx, id, []personas.FeedbackInput{{TickID: "shared-tick", Module: "todo", Rating: 4}})
+			require.NoError(t, err)
+			require.Equal(t, personas.WriteResult{Written: 1}, fb, id)
+			n, err := b.store.Actions7d(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, int64(3), n, id)
+		}
+	})
+
+	t.Run("UnchangedUpsertKeepsUpdatedAt", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		before, err := b.store.GetPersona(ctx, "p1")
+		require.NoError(t, err)
+		b.clock.Advance(time.Hour)
+		created, err := b.store.UpsertPersona(ctx, persona("p1", personas.CadenceDaily))
+		require.NoError(t, err)
+		require.False(t, created)
+		after, err := b.store.GetPersona(ctx, "p1")
+		require.NoError(t, err)
+		require.True(t, before.UpdatedAt.Equal(after.UpdatedAt), "nothing changed, so updated_at stays")
+	})
+
+	t.Run("ModuleNameWithNULIsInvalid", func(t *testing.T) {
+		t.Parallel()
+		in := persona("p1", personas.CadenceDaily)
+		in.ModuleMix = map[string]float64{"todo\x00": 1}
+		var ve *personas.ValidationError
+		require.ErrorAs(t, in.Validate(), &ve)
 	})
 
 	t.Run("PagesAndFilters", func(t *testing.T) {

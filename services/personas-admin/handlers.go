@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -187,6 +188,11 @@ func (h *handlers) upsert(c echo.Context) error {
 	if existing != nil && (user == nil || user.ID != existing.UserID) {
 		return emailTaken(req.Email, existing.UserID, user)
 	}
+	if user != nil && existing == nil {
+		if err := h.mayAdopt(ctx, user, req); err != nil {
+			return err
+		}
+	}
 	if user == nil {
 		if user, err = h.register(ctx, bearer(c), req); err != nil {
 			return err
@@ -217,6 +223,36 @@ func (h *handlers) upsert(c echo.Context) error {
 	return c.JSON(http.StatusOK, upsertResponse{OK: true, UserID: user.ID, Email: req.Email, Created: created})
 }
 
+// mayAdopt decides whether an existing mana-auth user without a persona row
+// may become a persona. Stamping is not reversible from here, and deleting a
+// persona deletes its user: an admin must not turn a person's account into
+// a persona by typing its email. A user already stamped is a persona whose
+// row was not written yet (an earlier attempt failed after the stamp); any
+// other user is adopted only when the request's password logs in to it,
+// which is the case when an earlier attempt registered it and then failed,
+// and never for someone else's account. Admin accounts are never adopted.
+func (h *handlers) mayAdopt(ctx context.Context, user *manaauth.User, req *upsertRequest) error {
+	refuse := func(why string) error {
+		return httpx.NewError(http.StatusConflict, "Conflict", fmt.Sprintf(
+			"%s belongs to an existing mana-auth account (%s) that is not a persona%s; personas get accounts of their own", req.Email, user.ID, why))
+	}
+	if strings.EqualFold(user.Role, "admin") {
+		return refuse(" (an admin account)")
+	}
+	if user.Kind == "persona" {
+		return nil
+	}
+	_, err := h.auth.Login(ctx, req.Email, req.Password)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, manaauth.ErrUnauthorized):
+		return refuse(" and the request's password does not log in to it")
+	default:
+		return h.upstream(opLogin, err)
+	}
+}
+
 // register creates the user; when the email was taken meanwhile (a
 // concurrent upsert, or an earlier attempt whose answer was lost), it looks
 // the user up again.
@@ -229,6 +265,9 @@ func (h *handlers) register(ctx context.Context, bearer string, req *upsertReque
 	if err == nil {
 		return &res.User, nil
 	}
+	if refused := refusedInput(err); refused != nil {
+		return nil, refused
+	}
 	if !errors.Is(err, manaauth.ErrAlreadyExists) {
 		return nil, h.upstream(opRegister, err)
 	}
@@ -237,6 +276,40 @@ func (h *handlers) register(ctx context.Context, bearer string, req *upsertReque
 		return nil, h.upstream(opFindUser, err)
 	}
 	return user, nil
+}
+
+// refusedInput turns mana-auth's 400 or 422 to a register call (other than
+// "already exists") into our own 400: the caller sent something mana-auth
+// will not take, such as a password it finds too long. Nil otherwise.
+func refusedInput(err error) error {
+	if errors.Is(err, manaauth.ErrAlreadyExists) {
+		return nil
+	}
+	var code, msg string
+	var se *manaauth.StatusError
+	var ue *manaauth.UpstreamError
+	switch {
+	case errors.As(err, &se) && (se.Status == http.StatusBadRequest || se.Status == http.StatusUnprocessableEntity):
+		code, msg = se.Code, se.Message
+	case errors.As(err, &ue) && (ue.Status == http.StatusBadRequest || ue.Status == http.StatusUnprocessableEntity):
+		var body struct{ Code, Message string }
+		_ = json.Unmarshal([]byte(ue.Body), &body)
+		code, msg = body.Code, body.Message
+	default:
+		return nil
+	}
+	field := "body"
+	switch upper := strings.ToUpper(code); {
+	case strings.Contains(upper, "PASSWORD"):
+		field = "password"
+	case strings.Contains(upper, "EMAIL"):
+		field = "email"
+	}
+	why := strings.TrimSpace(code + " " + msg)
+	if why == "" {
+		why = "no reason given"
+	}
+	return personas.Invalid(field, "refused by mana-auth ("+why+")")
 }
 
 // personaByEmail returns the persona row with this email (any case), or nil.

@@ -188,10 +188,10 @@ func TestActivity(t *testing.T) {
 			want int64
 		}{
 			{t0.Add(24 * time.Hour), 5},
-			{t0.Add(7 * 24 * time.Hour), 5},              // exactly 7 days after day 0's actions
-			{t0.Add(7*24*time.Hour + 59*time.Minute), 5}, // still within the hour of 7 days ago
-			{t0.Add(7*24*time.Hour + time.Hour), 2},      // day 0's hour left the window
-			{t0.Add(8*24*time.Hour + time.Hour), 0},      // so did day 1's
+			{t0.Add(7 * 24 * time.Hour), 5},           // exactly 7 days after day 0's actions
+			{t0.Add(7*24*time.Hour + time.Minute), 2}, // a minute later day 0's actions have left the window
+			{t0.Add(7*24*time.Hour + time.Hour), 2},   // and stay out
+			{t0.Add(8*24*time.Hour + time.Hour), 0},   // so did day 1's
 		} {
 			b.clock.Set(step.at)
 			list, detail := actions7d()

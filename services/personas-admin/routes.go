@@ -27,6 +27,7 @@ const bodyLimit = 256 << 10
 type identity interface {
 	FindUserByEmail(ctx context.Context, bearer, email string) (*manaauth.User, error)
 	Register(ctx context.Context, r manaauth.RegisterRequest) (*manaauth.RegisterResponse, error)
+	Login(ctx context.Context, email, password string) (*manaauth.LoginResponse, error)
 	StampPersona(ctx context.Context, userID string) (*manaauth.StampResponse, error)
 	GetUser(ctx context.Context, bearer, id string) (*manaauth.User, error)
 	DeleteUser(ctx context.Context, bearer, id string) error

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mana/personas/pkg/manaauth"
 	"github.com/mana/personas/pkg/personas"
 )
 
@@ -74,14 +75,46 @@ func TestUpsert(t *testing.T) {
 		require.Equal(t, personas.CadenceDaily, rows[0].TickCadence)
 	})
 
-	t.Run("ExistingUnstampedUserIsAdopted", func(t *testing.T) {
+	t.Run("ExistingUnstampedUserIsAdoptedWithItsPassword", func(t *testing.T) {
+		// An earlier attempt registered the user and failed before the stamp:
+		// the same request (same password) converges.
 		t.Parallel()
 		b := setup(t)
-		id := b.registerUser(t, "persona.kai@mana.test")
-		res := b.upsert(t, "PERSONA.KAI@mana.test", nil)
-		require.Equal(t, id, res.UserID, "found by exact, case-insensitive email")
-		require.True(t, res.Created)
+		res, err := b.mana.Register(context.Background(), manaauth.RegisterRequest{Email: "persona.kai@mana.test", Password: "persona-password-1"})
+		require.NoError(t, err)
+		got := b.upsert(t, "PERSONA.KAI@mana.test", nil)
+		require.Equal(t, res.User.ID, got.UserID, "found by exact, case-insensitive email")
+		require.True(t, got.Created)
 		require.Len(t, b.authUsers(t, "persona.kai@mana.test"), 1)
+	})
+
+	t.Run("InputMana-authRefusesIsA400", func(t *testing.T) {
+		// 100 characters pass our bounds (8-128) but not the stand-in's
+		// (72 bytes, bcrypt's): mana-auth's refusal is the caller's to fix.
+		t.Parallel()
+		b := setup(t)
+		status, body := b.call(t, http.MethodPost, apiPath, upsertBody("persona.long@mana.test", map[string]any{"password": strings.Repeat("p", 100)}))
+		require.Equal(t, http.StatusBadRequest, status, body)
+		require.Contains(t, body, `"error":"ValidationError"`)
+		require.Contains(t, body, `"field":"password"`)
+		require.Empty(t, b.personaRows(t, "persona.long@mana.test"))
+	})
+
+	t.Run("SomeoneElsesAccountIsNotAdopted", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		id := b.registerUser(t, "human@example.com") // a password the admin does not know
+		status, body := b.call(t, http.MethodPost, apiPath, upsertBody("human@example.com", nil))
+		require.Equal(t, http.StatusConflict, status, body)
+		require.Contains(t, body, "not a persona")
+		user, err := b.mana.GetUser(context.Background(), b.admin, id)
+		require.NoError(t, err)
+		require.NotEqual(t, "persona", user.Kind, "the account was not stamped")
+		require.Empty(t, b.personaRows(t, "human@example.com"))
+
+		status, body = b.call(t, http.MethodPost, apiPath, upsertBody("admin@mana.test", nil))
+		require.Equal(t, http.StatusConflict, status, body)
+		require.Contains(t, body, "an admin account")
 	})
 
 	t.Run("ConcurrentUpsertsConverge", func(t *testing.T) {
@@ -150,8 +183,8 @@ func TestUpsertValidation(t *testing.T) {
 		{"EveryProblemReported", `{"tickCadence":"yearly","moduleMix":{"a":-1,"b":"x"}}`, 400,
 			[]string{"email", "archetype", "systemPrompt", "tickCadence", "password", "moduleMix.a", "moduleMix.b"}},
 		{"BodyIsArray", `[]`, 400, []string{"body"}},
-		{"BodyNotJSON", `{"email":`, 400, nil},
-		{"EmptyBody", ``, 400, nil},
+		{"BodyNotJSON", `{"email":`, 400, []string{"body"}},
+		{"EmptyBody", ``, 400, []string{"body"}},
 		{"BodyTooLarge", upsertBody(email, map[string]any{"systemPrompt": strings.Repeat("p", 300<<10)}), 413, nil},
 	}
 	t.Run("Cases", func(t *testing.T) {

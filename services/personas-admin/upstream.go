@@ -16,6 +16,7 @@ import (
 const (
 	opFindUser   = "find user"
 	opRegister   = "register"
+	opLogin      = "login"
 	opStamp      = "persona-stamp"
 	opGetUser    = "get user"
 	opDeleteUser = "delete user"

@@ -130,11 +130,20 @@ type wireAction struct {
 	LatencyMs    *int    `json:"latencyMs"`
 }
 
+// The keys the fast paths know. Their decoder matches keys ignoring case;
+// the contract does not, so a body with "TickId" takes the slow path, which
+// reports tickId as missing.
+var (
+	actionKeys   = []string{"actions", "tickId", "seq", "toolName", "inputHash", "result", "errorMessage", "latencyMs"}
+	feedbackKeys = []string{"feedback", "tickId", "module", "rating", "notes"}
+)
+
 func decodeActions(body []byte) ([]personas.ActionInput, error) {
 	var fast struct {
 		Actions []wireAction `json:"actions"`
 	}
-	if fastjson.Unmarshal(body, &fast) == nil && fast.Actions != nil && len(fast.Actions) <= personas.MaxActionsPerBatch {
+	if fastjson.Unmarshal(body, &fast) == nil && fast.Actions != nil && len(fast.Actions) <= personas.MaxActionsPerBatch &&
+		!jsonin.HasCaseVariant(body, actionKeys...) {
 		rows := make([]personas.ActionInput, 0, len(fast.Actions))
 		for _, a := range fast.Actions {
 			if a.TickID == nil || a.ToolName == nil || a.Result == nil {
@@ -218,7 +227,8 @@ func decodeFeedback(body []byte) ([]personas.FeedbackInput, error) {
 	var fast struct {
 		Feedback []wireFeedback `json:"feedback"`
 	}
-	if fastjson.Unmarshal(body, &fast) == nil && fast.Feedback != nil && len(fast.Feedback) <= personas.MaxFeedbackPerBatch {
+	if fastjson.Unmarshal(body, &fast) == nil && fast.Feedback != nil && len(fast.Feedback) <= personas.MaxFeedbackPerBatch &&
+		!jsonin.HasCaseVariant(body, feedbackKeys...) {
 		rows := make([]personas.FeedbackInput, 0, len(fast.Feedback))
 		for _, f := range fast.Feedback {
 			if f.TickID == nil || f.Module == nil || f.Rating == nil {

@@ -18,8 +18,10 @@ import (
 //go:embed openapi.yaml
 var openAPIDoc []byte
 
-// bodyLimit bounds request bodies: 500 actions with long error messages fit.
-const bodyLimit = 4 << 20
+// bodyLimit bounds request bodies. The largest valid batch is 500 actions
+// whose every text field is at its limit, in 4-byte UTF-8 or \u escapes:
+// about 14 MB. The gateway's client_max_body_size matches it.
+const bodyLimit = 16 << 20
 
 // newServer wires the whole HTTP surface. Every endpoint is listed here.
 func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *httpx.Server {

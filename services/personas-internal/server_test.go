@@ -371,8 +371,8 @@ func TestValidation(t *testing.T) {
 		name, path, body, field string
 		status                  int
 	}{
-		{"NotJSON", "actions", `{"actions":`, "", 400},
-		{"EmptyBody", "actions", ``, "", 400},
+		{"NotJSON", "actions", `{"actions":`, "body", 400},
+		{"EmptyBody", "actions", ``, "body", 400},
 		{"BodyIsArray", "actions", `[]`, "body", 400},
 		{"MissingActions", "actions", `{}`, "actions", 400},
 		{"ActionsNotArray", "actions", `{"actions":{}}`, "actions", 400},
@@ -398,7 +398,9 @@ func TestValidation(t *testing.T) {
 		{"DuplicateModule", "feedback", `{"feedback":[{"tickId":"t","module":"a","rating":3},{"tickId":"t","module":"a","rating":4}]}`, "feedback[1].module", 400},
 		{"EmptyFeedback", "feedback", `{"feedback":[]}`, "feedback", 400},
 		{"TooManyFeedback", "feedback", `{"feedback":[` + strings.Repeat(`{"tickId":"t","module":"a","rating":3},`, 100) + `{"tickId":"t","module":"b","rating":3}]}`, "feedback", 400},
-		{"BodyTooLarge", "actions", `{"actions":[{"tickId":"` + strings.Repeat("t", 5<<20) + `"}]}`, "", 413},
+		{"KeyInOtherCase", "actions", `{"actions":[{"TickId":"t","toolName":"x","result":"ok"}]}`, "actions[0].tickId", 400},
+		{"BatchKeyInOtherCase", "feedback", `{"FEEDBACK":[{"tickId":"t","module":"a","rating":3}]}`, "feedback", 400},
+		{"BodyTooLarge", "actions", `{"actions":[{"tickId":"` + strings.Repeat("t", 17<<20) + `"}]}`, "", 413},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -547,6 +549,14 @@ func TestClientRetries(t *testing.T) {
 
 	_, err = impatient.ListDue(context.Background(), 0)
 	var apiErr *internalclient.APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusServiceUnavailable, apiErr.Status)
+
+	// A claim answered 503 is not retried (its answer may be lost, not its
+	// effect): it returns at once instead of waiting an hour to retry.
+	claimer, err := internalclient.New(b.url, testKey, internalclient.WithRetries(5, time.Hour))
+	require.NoError(t, err)
+	_, err = claimer.Claim(context.Background(), internalclient.ClaimRequest{RunnerID: "r"})
 	require.ErrorAs(t, err, &apiErr)
 	require.Equal(t, http.StatusServiceUnavailable, apiErr.Status)
 
