@@ -4,7 +4,6 @@ import (
 	"context"
 	_ "embed"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/mana/personas/pkg/httpx"
 	"github.com/mana/personas/pkg/manaauth"
 	"github.com/mana/personas/pkg/personas"
+	"github.com/mana/personas/pkg/service"
 )
 
 //go:embed openapi.yaml
@@ -70,11 +70,8 @@ func newServer(store *personas.Store, auth identity, verifier tokenVerifier, log
 // ready: the database answers, the schema is current, and mana-auth's
 // signing keys are at hand (without them no request can be admitted).
 func (h *handlers) ready(ctx context.Context) error {
-	if err := h.store.Ping(ctx); err != nil {
-		return errors.New("database unreachable")
-	}
-	if err := h.store.CheckSchema(ctx); err != nil {
-		return schemaMessage(err)
+	if err := service.StoreReady(ctx, serviceName, h.store); err != nil {
+		return err
 	}
 	if err := h.verifier.Ready(ctx); err != nil {
 		return errors.New("mana-auth signing keys unavailable (JWKS not fetched)")
@@ -82,32 +79,15 @@ func (h *handlers) ready(ctx context.Context) error {
 	return nil
 }
 
-func schemaMessage(err error) error {
-	return fmt.Errorf("%w: run `%s migrate` (or start with PERSONAS_AUTO_MIGRATE=true)", err, serviceName)
-}
-
 // mapError renders the store's, the verifier's and mana-auth's errors as
 // the contract's JSON.
 func mapError(err error) *httpx.Error {
-	var ve *personas.ValidationError
 	var ue *upstreamError
 	switch {
-	case errors.As(err, &ve):
-		return &httpx.Error{Status: http.StatusBadRequest, Code: "ValidationError", Message: ve.Error(), Details: ve.Details}
 	case errors.As(err, &ue):
 		return ue.httpError()
-	case errors.Is(err, personas.ErrNotFound):
-		return &httpx.Error{Status: http.StatusNotFound, Code: "Persona not found"}
 	case errors.Is(err, manaauth.ErrKeysUnavailable):
 		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", "mana-auth keys unavailable; admin tokens cannot be checked, retry later")
-	case errors.Is(err, personas.ErrSchemaNotReady):
-		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", schemaMessage(err).Error())
-	case errors.Is(err, personas.ErrUnavailable):
-		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", "database unavailable; retry")
-	case errors.Is(err, personas.ErrRetry):
-		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", "transient database conflict; retry")
-	case errors.Is(err, personas.ErrConflict):
-		return httpx.NewError(http.StatusConflict, "Conflict", "")
 	}
-	return nil
+	return service.StoreError(serviceName, err)
 }

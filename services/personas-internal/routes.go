@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/mana/personas/pkg/httpx"
 	"github.com/mana/personas/pkg/personas"
+	"github.com/mana/personas/pkg/service"
 )
 
 //go:embed openapi.yaml
@@ -52,38 +51,11 @@ func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *httpx.Se
 }
 
 func (h *handlers) ready(ctx context.Context) error {
-	if err := h.store.Ping(ctx); err != nil {
-		return errors.New("database unreachable")
-	}
-	if err := h.store.CheckSchema(ctx); err != nil {
-		return schemaMessage(err)
-	}
-	return nil
-}
-
-func schemaMessage(err error) error {
-	return fmt.Errorf("%w: run `%s migrate` (or start with PERSONAS_AUTO_MIGRATE=true)", err, serviceName)
+	return service.StoreReady(ctx, serviceName, h.store)
 }
 
 // mapError renders the store's errors as the contract's JSON.
-func mapError(err error) *httpx.Error {
-	var ve *personas.ValidationError
-	switch {
-	case errors.As(err, &ve):
-		return &httpx.Error{Status: http.StatusBadRequest, Code: "ValidationError", Message: ve.Error(), Details: ve.Details}
-	case errors.Is(err, personas.ErrNotFound):
-		return &httpx.Error{Status: http.StatusNotFound, Code: "Persona not found"}
-	case errors.Is(err, personas.ErrSchemaNotReady):
-		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", schemaMessage(err).Error())
-	case errors.Is(err, personas.ErrUnavailable):
-		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", "database unavailable; retry")
-	case errors.Is(err, personas.ErrRetry):
-		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", "transient database conflict; retry")
-	case errors.Is(err, personas.ErrConflict):
-		return httpx.NewError(http.StatusConflict, "Conflict", "")
-	}
-	return nil
-}
+func mapError(err error) *httpx.Error { return service.StoreError(serviceName, err) }
 
 type rowMetrics struct {
 	written    *prometheus.CounterVec
