@@ -37,6 +37,8 @@ type Options struct {
 	// Registry receives the HTTP metrics and is served on /metrics. A new
 	// one (with Go and process collectors) when nil.
 	Registry *prometheus.Registry
+	// OpenAPI, when set, is served at /openapi.yaml.
+	OpenAPI []byte
 	// DB, when set, adds the connection pool's statistics to the metrics
 	// (go_sql_*{db_name="personas"}).
 	DB *sql.DB
@@ -97,6 +99,11 @@ func New(o Options) *Server {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
+	if o.OpenAPI != nil {
+		e.GET("/openapi.yaml", func(c echo.Context) error {
+			return c.Blob(http.StatusOK, "application/yaml", o.OpenAPI)
+		})
+	}
 	return &Server{Echo: e, Registry: o.Registry, logger: o.Logger}
 }
 

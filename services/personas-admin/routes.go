@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/mana/personas/pkg/httpx"
 	"github.com/mana/personas/pkg/manaauth"
 	"github.com/mana/personas/pkg/personas"
@@ -49,13 +47,10 @@ func newServer(store *personas.Store, auth identity, verifier tokenVerifier, log
 		DB:        store.DB().DB,
 		Ready:     h.ready,
 		MapError:  mapError,
+		OpenAPI:   openAPIDoc,
 	})
 	h.metrics = newUpstreamMetrics(srv.Registry)
 	e := srv.Echo
-	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/yaml", openAPIDoc)
-	})
-
 	api := e.Group("/api/v1/personas/admin",
 		requireAdmin(verifier, logger),
 		httpx.Gate(store.CheckSchema),

@@ -4,9 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"log/slog"
-	"net/http"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mana/personas/pkg/httpx"
@@ -32,13 +30,10 @@ func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *httpx.Se
 		DB:        store.DB().DB,
 		Ready:     h.ready,
 		MapError:  mapError,
+		OpenAPI:   openAPIDoc,
 	})
 	h.metrics = newRowMetrics(srv.Registry)
 	e := srv.Echo
-	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/yaml", openAPIDoc)
-	})
-
 	api := e.Group("/api/v1/personas/internal",
 		httpx.ServiceKey(cfg.ServiceKey, cfg.ServiceKeyPrevious),
 		httpx.Gate(store.CheckSchema),
