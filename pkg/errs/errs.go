@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -161,10 +162,16 @@ func (p *Problems) Add(field, format string, args ...any) {
 	p.list = append(p.list, FieldError{Field: field, Message: msg})
 }
 
-// Has reports whether field already has a problem.
+// Has reports whether field, or a field it is part of, already has a
+// problem: once "actions[3]" is not an object, "actions[3].tickId" is not
+// reported as well.
 func (p *Problems) Has(field string) bool {
 	for i := range p.list {
-		if p.list[i].Field == field {
+		f := p.list[i].Field
+		if f == field {
+			return true
+		}
+		if len(field) > len(f) && strings.HasPrefix(field, f) && (field[len(f)] == '.' || field[len(f)] == '[') {
 			return true
 		}
 	}

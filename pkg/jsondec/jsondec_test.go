@@ -92,7 +92,7 @@ func TestSyntax(t *testing.T) {
 		{"Tab", "\"a\tb\"", "control character"},
 		{"Unterminated", `"abc`, "end of input in string"},
 		{"UTF8", "\"é中😀\"", ""},
-		{"UTF8Max", "\"\xf4\x8f\xbf\xbf\"", ""},          // U+10FFFF
+		{"UTF8Max", "\"\xf4\x8f\xbf\xbf\"", ""},           // U+10FFFF
 		{"UTF8AboveMax", "\"\xf4\x90\x80\x80\"", "UTF-8"}, // U+110000
 		{"UTF8Overlong2", "\"\xc0\xaf\"", "UTF-8"},
 		{"UTF8Overlong3", "\"\xe0\x80\xaf\"", "UTF-8"},

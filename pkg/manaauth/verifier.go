@@ -39,7 +39,7 @@ type Claims struct {
 
 // IsAdmin reports whether the token carries role "admin". Authorisation is
 // the caller's decision; Verify only says the token is genuine and current.
-func (c *Claims) IsAdmin() bool { return c != nil && c.Role == "admin" }
+func (c *Claims) IsAdmin() bool { return c != nil && IsAdminRole(c.Role) }
 
 // maxTokenLen bounds what Verify parses; mana-auth tokens are ~600 bytes.
 const maxTokenLen = 8 << 10

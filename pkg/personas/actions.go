@@ -58,7 +58,7 @@ func ValidateActions(rows []ActionInput) error {
 	case len(rows) > MaxActionsPerBatch:
 		p.Add("actions", "at most %d actions per request, got %d", MaxActionsPerBatch, len(rows))
 	}
-	if len(p) > 0 {
+	if p.Len() > 0 {
 		return p.Err()
 	}
 	seen := make(map[string]int, len(rows))

@@ -45,7 +45,7 @@ func BenchmarkDue(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if due, _, err := s.Due(ctx, 100); err != nil || len(due) != 100 {
+		if due, _, err := s.Due(ctx, ptr(100)); err != nil || len(due) != 100 {
 			b.Fatal(err, len(due))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/mana/personas/pkg/errs"
 	"sort"
 	"time"
 )
@@ -92,17 +93,18 @@ func (s *Store) dueArgs(now time.Time) []any {
 	return []any{now, now.Add(-HourlyInterval), now.Add(-DailyInterval), weekday}
 }
 
-// Due returns up to limit due personas (0 means DefaultDueLimit) without
+// Due returns up to limit due personas (nil means DefaultDueLimit) without
 // leasing them, and the time the answer was computed at.
-func (s *Store) Due(ctx context.Context, limit int) ([]DuePersona, time.Time, error) {
+func (s *Store) Due(ctx context.Context, limit *int) ([]DuePersona, time.Time, error) {
 	now := s.Now()
-	if limit == 0 {
-		limit = DefaultDueLimit
+	n := DefaultDueLimit
+	if limit != nil {
+		if *limit < 1 || *limit > MaxDueLimit {
+			return nil, now, errs.InvalidField("limit", "must be an integer from 1 to %d", MaxDueLimit)
+		}
+		n = *limit
 	}
-	if limit < 1 || limit > MaxDueLimit {
-		return nil, now, (&Problems{{Field: "limit", Message: fmt.Sprintf("must be an integer from 1 to %d", MaxDueLimit)}}).Err()
-	}
-	args := append(s.dueArgs(now), limit)
+	args := append(s.dueArgs(now), n)
 	out := []DuePersona{}
 	err := s.queryPrepared(ctx, "due", &out, args...)
 	if err != nil {
@@ -111,24 +113,33 @@ func (s *Store) Due(ctx context.Context, limit int) ([]DuePersona, time.Time, er
 	return out, now, nil
 }
 
-// ClaimRequest asks for up to Limit due personas leased to RunnerID.
+// ClaimRequest asks for up to Limit due personas leased to RunnerID for
+// LeaseSeconds. Nil fields take their defaults.
 type ClaimRequest struct {
-	RunnerID string
-	Limit    int           // 0 means DefaultClaimLimit
-	Lease    time.Duration // 0 means DefaultLease
+	RunnerID     string
+	Limit        *int // default DefaultClaimLimit
+	LeaseSeconds *int // default DefaultLease
 }
 
 // Validate reports every problem with the request.
 func (r *ClaimRequest) Validate() error {
 	var p Problems
 	checkText(&p, "runnerId", r.RunnerID, 1, MaxRunnerIDLen)
-	if r.Limit < 0 || r.Limit > MaxClaimLimit {
+	if r.Limit != nil && (*r.Limit < 1 || *r.Limit > MaxClaimLimit) {
 		p.Add("limit", "must be an integer from 1 to %d", MaxClaimLimit)
 	}
-	if r.Lease != 0 && (r.Lease < MinLease || r.Lease > MaxLease) {
+	if l := r.LeaseSeconds; l != nil && (*l < int(MinLease.Seconds()) || *l > int(MaxLease.Seconds())) {
 		p.Add("leaseSeconds", "must be an integer from %d to %d", int(MinLease.Seconds()), int(MaxLease.Seconds()))
 	}
 	return p.Err()
+}
+
+// Lease is the lease the request asks for.
+func (r *ClaimRequest) Lease() time.Duration {
+	if r.LeaseSeconds == nil {
+		return DefaultLease
+	}
+	return time.Duration(*r.LeaseSeconds) * time.Second
 }
 
 // Claim atomically leases up to Limit due personas to the runner and
@@ -141,14 +152,12 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) ([]DuePersona, time
 	if err := req.Validate(); err != nil {
 		return nil, now, err
 	}
-	if req.Limit == 0 {
-		req.Limit = DefaultClaimLimit
+	limit := DefaultClaimLimit
+	if req.Limit != nil {
+		limit = *req.Limit
 	}
-	if req.Lease == 0 {
-		req.Lease = DefaultLease
-	}
-	until := now.Add(req.Lease)
-	args := append(s.dueArgs(now), req.Limit, req.RunnerID, until)
+	until := now.Add(req.Lease())
+	args := append(s.dueArgs(now), limit, req.RunnerID, until)
 	out := []DuePersona{}
 	err := s.queryPrepared(ctx, "claim", &out, args...)
 	if err != nil {

@@ -36,7 +36,7 @@ func ValidateFeedback(rows []FeedbackInput) error {
 	case len(rows) > MaxFeedbackPerBatch:
 		p.Add("feedback", "at most %d ratings per request, got %d", MaxFeedbackPerBatch, len(rows))
 	}
-	if len(p) > 0 {
+	if p.Len() > 0 {
 		return p.Err()
 	}
 	seen := make(map[string]int, len(rows))

@@ -7,3 +7,5 @@ import (
 )
 
 func emptyDSN(t *testing.T) string { return dbtest.Empty(t, "migrate") }
+
+func ptr[T any](v T) *T { return &v }

@@ -73,20 +73,19 @@ type PersonaInput struct {
 	TickCadence  Cadence // empty means daily
 }
 
-// Validate reports every problem with the input; field names are the admin
-// API's JSON names.
-func (in *PersonaInput) Validate() error {
-	var p Problems
-	checkText(&p, "userId", in.UserID, 1, MaxUserIDLen)
-	checkText(&p, "email", in.Email, 3, MaxEmailLen)
-	if in.Email != "" {
+// Check adds every problem with the persona's own fields to p, by the admin
+// API's JSON names. The user id is not among them: mana-auth assigns it, so
+// a caller can check a request before any user exists.
+func (in *PersonaInput) Check(p *Problems) {
+	checkText(p, "email", in.Email, 3, MaxEmailLen)
+	if in.Email != "" && !p.Has("email") {
 		if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email {
 			p.Add("email", "must be a plain email address")
 		}
 	}
-	checkText(&p, "name", in.Name, 0, MaxNameLen)
-	checkText(&p, "archetype", in.Archetype, 1, MaxArchetypeLen)
-	checkText(&p, "systemPrompt", in.SystemPrompt, 1, MaxSystemPromptLen)
+	checkText(p, "name", in.Name, 0, MaxNameLen)
+	checkText(p, "archetype", in.Archetype, 1, MaxArchetypeLen)
+	checkText(p, "systemPrompt", in.SystemPrompt, 1, MaxSystemPromptLen)
 	if in.TickCadence != "" && !in.TickCadence.Valid() {
 		p.Add("tickCadence", "must be one of daily, weekdays, hourly")
 	}
@@ -98,11 +97,18 @@ func (in *PersonaInput) Validate() error {
 	}
 	for m, w := range in.ModuleMix {
 		f := "moduleMix." + m
-		checkText(&p, f, m, 1, MaxModuleLen)
+		checkText(p, f, m, 1, MaxModuleLen)
 		if math.IsNaN(w) || math.IsInf(w, 0) || w < 0 || w > MaxModuleWeight {
 			p.Add(f, "weight must be a number from 0 to %d", MaxModuleWeight)
 		}
 	}
+}
+
+// Validate reports every problem with the input, the user id included.
+func (in *PersonaInput) Validate() error {
+	var p Problems
+	checkText(&p, "userId", in.UserID, 1, MaxUserIDLen)
+	in.Check(&p)
 	return p.Err()
 }
 
@@ -169,6 +175,16 @@ func (s *Store) GetPersona(ctx context.Context, userID string) (*Persona, error)
 	p := new(Persona)
 	if err := s.db.NewSelect().Model(p).Where("user_id = ?", userID).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("get persona: %w", translate(err))
+	}
+	return p, nil
+}
+
+// PersonaByEmail returns the persona with this email (compared ignoring
+// case, through the unique index personas_email_key), or ErrNotFound.
+func (s *Store) PersonaByEmail(ctx context.Context, email string) (*Persona, error) {
+	p := new(Persona)
+	if err := s.db.NewSelect().Model(p).Where("lower(email) = lower(?)", email).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("persona by email: %w", translate(err))
 	}
 	return p, nil
 }

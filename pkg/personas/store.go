@@ -2,15 +2,11 @@ package personas
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -107,44 +103,7 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 		return err
 	}
 	if want := LatestVersion(); v < want {
-		return fmt.Errorf("%w: database schema is at version %d, this binary needs %d", ErrSchemaNotReady, v, want)
+		return SchemaError(fmt.Sprintf("database schema is at version %d, this binary needs %d", v, want))
 	}
 	return nil
-}
-
-// InTx runs fn in a transaction, committed when fn returns nil.
-func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
-	return translate(s.db.RunInTx(ctx, nil, fn))
-}
-
-// translate maps driver errors onto the store's own errors, keeping the
-// original in the chain for logs.
-func translate(err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
-	}
-	var connErr *pgconn.ConnectError
-	var netErr net.Error
-	if errors.As(err, &connErr) || errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "23505": // unique_violation
-			return fmt.Errorf("%w: %s", ErrConflict, pgErr.ConstraintName)
-		case "23503": // foreign_key_violation
-			return fmt.Errorf("%w: %s", ErrNotFound, pgErr.ConstraintName)
-		case "23514", "22001", "22003", "22P02", "22P05", "22021": // check, too long, out of range, bad text repr, unsupported Unicode escape, bad encoding
-			return &ValidationError{Details: []FieldError{{Field: pgErr.ColumnName, Message: pgErr.Message}}}
-		case "42P01", "3F000": // undefined table, undefined schema
-			return fmt.Errorf("%w: %s", ErrSchemaNotReady, pgErr.Message)
-		case "40001", "40P01": // serialization failure, deadlock
-			return fmt.Errorf("%w: %s", ErrRetry, pgErr.Message)
-		}
-	}
-	return err
 }

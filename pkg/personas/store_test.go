@@ -3,6 +3,7 @@ package personas_test
 import (
 	"context"
 	"fmt"
+	"github.com/mana/personas/pkg/errs"
 	"strings"
 	"sync"
 	"testing"
@@ -53,7 +54,7 @@ func actions(tick string, n int) []personas.ActionInput {
 
 func dueIDs(t *testing.T, s *personas.Store) []string {
 	t.Helper()
-	due, _, err := s.Due(context.Background(), 0)
+	due, _, err := s.Due(context.Background(), nil)
 	require.NoError(t, err)
 	ids := make([]string, len(due))
 	for i, d := range due {
@@ -85,14 +86,14 @@ func TestMigrate(t *testing.T) {
 
 		var wg sync.WaitGroup
 		results := make([][]int, 5)
-		errs := make([]error, 5)
+		failures := make([]error, 5)
 		for i := range 5 {
-			wg.Go(func() { results[i], errs[i] = personas.Migrate(context.Background(), db) })
+			wg.Go(func() { results[i], failures[i] = personas.Migrate(context.Background(), db) })
 		}
 		wg.Wait()
 		total := 0
 		for i := range 5 {
-			require.NoError(t, errs[i])
+			require.NoError(t, failures[i])
 			total += len(results[i])
 		}
 		require.Equal(t, personas.LatestVersion(), total, "each migration applied exactly once")
@@ -174,7 +175,7 @@ func TestDueRules(t *testing.T) {
 		b.clock.Set(monday)
 		require.Equal(t, []string{"b", "d", "a", "c"}, dueIDs(t, b.store))
 
-		due, serverTime, err := b.store.Due(ctx, 0)
+		due, serverTime, err := b.store.Due(ctx, nil)
 		require.NoError(t, err)
 		require.Nil(t, due[0].LastActiveAt)
 		require.Equal(t, monday, serverTime)
@@ -186,11 +187,11 @@ func TestDueRules(t *testing.T) {
 		for i := range 5 {
 			createPersona(t, b.store, fmt.Sprintf("p%d", i), personas.CadenceDaily)
 		}
-		due, _, err := b.store.Due(ctx, 2)
+		due, _, err := b.store.Due(ctx, ptr(2))
 		require.NoError(t, err)
 		require.Len(t, due, 2)
-		_, _, err = b.store.Due(ctx, personas.MaxDueLimit+1)
-		var ve *personas.ValidationError
+		_, _, err = b.store.Due(ctx, ptr(personas.MaxDueLimit+1))
+		var ve *errs.Error
 		require.ErrorAs(t, err, &ve)
 	})
 }
@@ -203,7 +204,7 @@ func TestClaim(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		createPersona(t, b.store, "p1", personas.CadenceDaily)
-		got, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r1", Limit: 5, Lease: time.Minute})
+		got, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r1", Limit: ptr(5), LeaseSeconds: ptr(60)})
 		require.NoError(t, err)
 		require.Len(t, got, 1)
 		require.True(t, monday.Add(time.Minute).Equal(*got[0].LeaseExpiresAt))
@@ -220,7 +221,7 @@ func TestClaim(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		createPersona(t, b.store, "p1", personas.CadenceHourly)
-		_, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r1", Lease: 5 * time.Hour})
+		_, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r1", LeaseSeconds: ptr(5 * 3600)})
 		require.NoError(t, err)
 		_, err = b.store.InsertActions(ctx, "p1", actions("t1", 2))
 		require.NoError(t, err)
@@ -245,14 +246,14 @@ func TestClaim(t *testing.T) {
 		var mu sync.Mutex
 		seen := map[string]string{}
 		var wg sync.WaitGroup
-		errs := make(chan error, 8)
+		failures := make(chan error, 8)
 		for r := range 8 {
 			wg.Go(func() {
 				runner := fmt.Sprintf("runner-%d", r)
 				for {
-					got, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: runner, Limit: 7})
+					got, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: runner, Limit: ptr(7)})
 					if err != nil {
-						errs <- err
+						failures <- err
 						return
 					}
 					if len(got) == 0 {
@@ -261,7 +262,7 @@ func TestClaim(t *testing.T) {
 					mu.Lock()
 					for _, p := range got {
 						if prev, dup := seen[p.UserID]; dup {
-							errs <- fmt.Errorf("%s claimed by %s and %s", p.UserID, prev, runner)
+							failures <- fmt.Errorf("%s claimed by %s and %s", p.UserID, prev, runner)
 						}
 						seen[p.UserID] = runner
 					}
@@ -270,8 +271,8 @@ func TestClaim(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		close(errs)
-		for err := range errs {
+		close(failures)
+		for err := range failures {
 			require.NoError(t, err)
 		}
 		require.Len(t, seen, n, "every persona claimed exactly once")
@@ -280,8 +281,8 @@ func TestClaim(t *testing.T) {
 	t.Run("Validation", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		_, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "", Limit: 1000, Lease: time.Second})
-		var ve *personas.ValidationError
+		_, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "", Limit: ptr(1000), LeaseSeconds: ptr(1)})
+		var ve *errs.Error
 		require.ErrorAs(t, err, &ve)
 		require.Len(t, ve.Details, 3)
 	})
@@ -342,17 +343,17 @@ func TestInsertActions(t *testing.T) {
 		createPersona(t, b.store, "p1", personas.CadenceDaily)
 		var wg sync.WaitGroup
 		written := make([]int, 50)
-		errs := make([]error, 50)
+		failures := make([]error, 50)
 		for i := range 50 {
 			wg.Go(func() {
 				res, err := b.store.InsertActions(ctx, "p1", actions("t1", 10))
-				written[i], errs[i] = res.Written, err
+				written[i], failures[i] = res.Written, err
 			})
 		}
 		wg.Wait()
 		total := 0
 		for i := range 50 {
-			require.NoError(t, errs[i])
+			require.NoError(t, failures[i])
 			total += written[i]
 		}
 		require.Equal(t, 10, total)
@@ -384,7 +385,7 @@ func TestInsertActions(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				err := personas.ValidateActions(tc.rows)
-				var ve *personas.ValidationError
+				var ve *errs.Error
 				require.ErrorAs(t, err, &ve)
 				require.Equal(t, tc.field, ve.Details[0].Field)
 			})
@@ -509,7 +510,7 @@ func TestListPersonas(t *testing.T) {
 		t.Parallel()
 		in := persona("p1", personas.CadenceDaily)
 		in.ModuleMix = map[string]float64{"todo\x00": 1}
-		var ve *personas.ValidationError
+		var ve *errs.Error
 		require.ErrorAs(t, in.Validate(), &ve)
 	})
 

@@ -3,12 +3,11 @@ package main
 import (
 	"errors"
 	"log/slog"
-	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/errs"
 	"github.com/mana/personas/pkg/manaauth"
 )
 
@@ -17,13 +16,9 @@ import (
 const ctxKeyBearer = "admin_bearer"
 
 // forbidden is the contract's exact 403 body.
-func forbidden() *httpx.Error {
-	return httpx.NewError(http.StatusForbidden, "Forbidden", "Admin access required")
-}
+func forbidden() error { return errs.E(errs.Forbidden, "Admin access required") }
 
-func unauthorized(msg string) *httpx.Error {
-	return httpx.NewError(http.StatusUnauthorized, "Unauthorized", msg)
-}
+func unauthorized(msg string) error { return errs.E(errs.Unauthorized, "%s", msg) }
 
 // requireAdmin admits requests carrying exactly one "Authorization: Bearer
 // <jwt>" header whose token the verifier accepts and whose role claim is
@@ -52,15 +47,15 @@ func requireAdmin(verifier tokenVerifier, logger *slog.Logger) echo.MiddlewareFu
 			claims, err := verifier.Verify(c.Request().Context(), token)
 			if err != nil {
 				if errors.Is(err, manaauth.ErrKeysUnavailable) {
-					return err
+					return errs.Wrap(err, errs.Unavailable, "mana-auth keys unavailable; admin tokens cannot be checked, retry later")
 				}
 				// The reason (never the token) helps operators; the
 				// client only learns that the token was refused.
-				httpx.RequestLogger(c, logger).InfoContext(c.Request().Context(), "admin token refused", "reason", err.Error())
+				logger.InfoContext(c.Request().Context(), "admin token refused", "reason", err.Error())
 				return unauthorized("invalid or expired token")
 			}
 			if !claims.IsAdmin() {
-				httpx.RequestLogger(c, logger).InfoContext(c.Request().Context(), "token without admin role refused",
+				logger.InfoContext(c.Request().Context(), "token without admin role refused",
 					"sub", claims.Subject, "role", claims.Role)
 				return forbidden()
 			}

@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/edge"
 	"github.com/mana/personas/pkg/manaauth"
-	"github.com/mana/personas/pkg/service"
 )
 
 // Development defaults. Production refuses devServiceKey and requires
@@ -57,20 +56,20 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ServiceKey:          getenv("MANA_SERVICE_KEY"),
 		Issuer:              strings.TrimSpace(getenv("MANA_AUTH_ISSUER")),
 		Audience:            strings.TrimSpace(getenv("MANA_AUTH_AUDIENCE")),
-		Production:          httpx.IsProduction(getenv("NODE_ENV")),
+		Production:          edge.IsProduction(getenv("NODE_ENV")),
 		PprofAddr:           strings.TrimSpace(getenv("PERSONAS_PPROF_ADDR")),
 		LogLevel:            getenv("LOG_LEVEL"),
 		AuthCallTimeout:     defaultAuthCallTimeout,
 		JWKSRefetchInterval: manaauth.DefaultRefetchInterval,
 	}
 	var err error
-	if c.Port, err = httpx.IntVar(getenv("PORT"), "PORT", 3062, 1, 65535); err != nil {
+	if c.Port, err = edge.IntVar(getenv("PORT"), "PORT", 3062, 1, 65535); err != nil {
 		errs = append(errs, err)
 	}
-	if c.DBMaxConns, err = httpx.IntVar(getenv("PERSONAS_DB_MAX_CONNS"), "PERSONAS_DB_MAX_CONNS", 16, 1, 500); err != nil {
+	if c.DBMaxConns, err = edge.IntVar(getenv("PERSONAS_DB_MAX_CONNS"), "PERSONAS_DB_MAX_CONNS", 16, 1, 500); err != nil {
 		errs = append(errs, err)
 	}
-	if c.AutoMigrate, err = httpx.BoolVar(getenv("PERSONAS_AUTO_MIGRATE"), "PERSONAS_AUTO_MIGRATE", !c.Production); err != nil {
+	if c.AutoMigrate, err = edge.BoolVar(getenv("PERSONAS_AUTO_MIGRATE"), "PERSONAS_AUTO_MIGRATE", !c.Production); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Production {
@@ -122,19 +121,19 @@ func checkBaseURL(raw string) error {
 	return nil
 }
 
-func (c Config) settings() service.Settings {
-	return service.Settings{Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate, DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr}
+func (c Config) settings() edge.Settings {
+	return edge.Settings{Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate, DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr}
 }
 
 // LogValue is the configuration as logged at start: secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Int("port", c.Port),
-		slog.String("database", httpx.RedactDSN(c.DatabaseURL)),
+		slog.String("database", edge.RedactDSN(c.DatabaseURL)),
 		slog.String("mana_auth_url", c.AuthURL),
 		slog.String("mana_auth_issuer", c.Issuer),
 		slog.String("mana_auth_audience", c.Audience),
-		slog.String("service_key", httpx.Mask(c.ServiceKey)),
+		slog.String("service_key", edge.Mask(c.ServiceKey)),
 		slog.Bool("production", c.Production),
 		slog.Bool("auto_migrate", c.AutoMigrate),
 		slog.Int("db_max_conns", c.DBMaxConns),

@@ -25,7 +25,7 @@ func TestDelete(t *testing.T) {
 
 		status, body := b.call(t, http.MethodDelete, apiPath+"/"+res.UserID, "")
 		require.Equal(t, http.StatusOK, status, body)
-		require.JSONEq(t, fmt.Sprintf(`{"ok":true,"userId":%q}`, res.UserID), body)
+		require.JSONEq(t, fmt.Sprintf(`{"ok":true,"deleted":%q,"userId":%q}`, res.UserID, res.UserID), body)
 		_, err = b.mana.GetUser(ctx, b.admin, res.UserID)
 		require.ErrorIs(t, err, manaauth.ErrNotFound)
 		_, err = b.store.GetPersona(ctx, res.UserID)
@@ -60,7 +60,7 @@ func TestDelete(t *testing.T) {
 
 		status, body := b.call(t, http.MethodDelete, apiPath+"/"+id, "")
 		require.Equal(t, http.StatusOK, status, body)
-		require.JSONEq(t, fmt.Sprintf(`{"ok":true,"userId":%q}`, id), body)
+		require.JSONEq(t, fmt.Sprintf(`{"ok":true,"deleted":%q,"userId":%q}`, id, id), body)
 		_, err = b.mana.GetUser(ctx, b.admin, id)
 		require.ErrorIs(t, err, manaauth.ErrNotFound)
 		status, _ = b.call(t, http.MethodDelete, apiPath+"/"+id, "")

@@ -2,20 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/edge"
+	"github.com/mana/personas/pkg/errs"
+	"github.com/mana/personas/pkg/jsondec"
 	"github.com/mana/personas/pkg/manaauth"
 	"github.com/mana/personas/pkg/personas"
 )
@@ -35,14 +33,6 @@ type handlers struct {
 	verifier tokenVerifier
 	logger   *slog.Logger
 	metrics  *upstreamMetrics
-}
-
-func isoTimePtr(t *time.Time) *string {
-	if t == nil {
-		return nil
-	}
-	s := httpx.ISOTime(*t)
-	return &s
 }
 
 // personaJSON is a persona as the list and the detail show it.
@@ -68,7 +58,7 @@ func newPersonaJSON(p *personas.Persona, actions7d int64) personaJSON {
 	return personaJSON{
 		UserID: p.UserID, Email: p.Email, Name: p.Name, Archetype: p.Archetype,
 		SystemPrompt: p.SystemPrompt, ModuleMix: mix, TickCadence: p.TickCadence,
-		LastActiveAt: isoTimePtr(p.LastActiveAt), CreatedAt: httpx.ISOTime(p.CreatedAt), UpdatedAt: httpx.ISOTime(p.UpdatedAt),
+		LastActiveAt: edge.ISOTimePtr(p.LastActiveAt), CreatedAt: edge.ISOTime(p.CreatedAt), UpdatedAt: edge.ISOTime(p.UpdatedAt),
 		Actions7d: actions7d,
 	}
 }
@@ -88,50 +78,53 @@ type upsertRequest struct {
 }
 
 // readUpsert reads and validates the body, reporting every problem by its
-// JSON path.
+// JSON path: type problems from decoding, then the store's rules for every
+// field that decoded.
 func readUpsert(c echo.Context) (*upsertRequest, error) {
-	var p personas.Problems
-	obj, err := httpx.ReadObject(c, &p)
+	var p errs.Problems
+	r := &upsertRequest{}
+	err := edge.ReadJSON(c, &p, func(d *jsondec.Reader) {
+		d.Object("", func(key string) {
+			switch key {
+			case "email":
+				r.Email, _ = d.String(key, personas.MaxEmailLen)
+			case "name":
+				if s, ok := d.String(key, personas.MaxNameLen); ok {
+					r.Name = &s
+				}
+			case "password":
+				r.Password, _ = d.String(key, maxPassword)
+			case "archetype":
+				r.Archetype, _ = d.String(key, personas.MaxArchetypeLen)
+			case "systemPrompt":
+				r.SystemPrompt, _ = d.String(key, personas.MaxSystemPromptLen)
+			case "tickCadence":
+				if s, ok := d.String(key, len("weekdays")); ok {
+					r.TickCadence = &s
+				}
+			case "moduleMix":
+				r.ModuleMix = map[string]float64{}
+				d.Object(key, func(module string) {
+					if len(r.ModuleMix) > personas.MaxModules {
+						d.Skip() // one past the limit is enough for the rule to apply
+						return
+					}
+					w, _ := d.Number(jsondec.Field(key, module))
+					r.ModuleMix[module] = w
+				})
+			default:
+				d.Skip()
+			}
+		})
+	})
 	if err != nil {
 		return nil, err
 	}
-	r := &upsertRequest{
-		Email:        obj.String("email"),
-		Name:         obj.OptString("name"),
-		Archetype:    obj.String("archetype"),
-		SystemPrompt: obj.String("systemPrompt"),
-		TickCadence:  obj.OptString("tickCadence"),
+	if n := utf8.RuneCountInString(r.Password); n < minPassword || n > maxPassword {
+		p.Add("password", "must be %d to %d characters", minPassword, maxPassword)
 	}
-	before := len(p)
-	r.Password = obj.String("password")
-	if len(p) == before {
-		if n := utf8.RuneCountInString(r.Password); n < minPassword || n > maxPassword {
-			p.Add("password", "must be %d to %d characters", minPassword, maxPassword)
-		}
-	}
-	if mix, ok := obj.Object("moduleMix"); ok {
-		keys := mix.Keys()
-		slices.Sort(keys)
-		r.ModuleMix = make(map[string]float64, len(keys))
-		for _, k := range keys {
-			r.ModuleMix[k] = mix.Float(k)
-		}
-	}
-	// The store's rules (email form, lengths, cadence, weights) for every
-	// field not already reported above.
-	in := r.input("pending", "")
-	var ve *personas.ValidationError
-	if err := in.Validate(); errors.As(err, &ve) {
-		seen := make(map[string]bool, len(p))
-		for _, fe := range p {
-			seen[fe.Field] = true
-		}
-		for _, fe := range ve.Details {
-			if !seen[fe.Field] {
-				p = append(p, fe)
-			}
-		}
-	}
+	in := r.input("", "")
+	in.Check(&p)
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
@@ -214,8 +207,7 @@ func (h *handlers) upsert(c echo.Context) error {
 	}
 	created, err := h.store.UpsertPersona(ctx, in)
 	if errors.Is(err, personas.ErrConflict) {
-		return httpx.NewError(http.StatusConflict, "Conflict",
-			fmt.Sprintf("%s is already used by another persona; delete that persona first", req.Email)).WithCause(err)
+		return errs.Wrap(err, errs.Conflict, fmt.Sprintf("%s is already used by another persona; delete that persona first", req.Email))
 	}
 	if err != nil {
 		return err
@@ -233,13 +225,13 @@ func (h *handlers) upsert(c echo.Context) error {
 // and never for someone else's account. Admin accounts are never adopted.
 func (h *handlers) mayAdopt(ctx context.Context, user *manaauth.User, req *upsertRequest) error {
 	refuse := func(why string) error {
-		return httpx.NewError(http.StatusConflict, "Conflict", fmt.Sprintf(
-			"%s belongs to an existing mana-auth account (%s) that is not a persona%s; personas get accounts of their own", req.Email, user.ID, why))
+		return errs.E(errs.Conflict,
+			"%s belongs to an existing mana-auth account (%s) that is not a persona%s; personas get accounts of their own", req.Email, user.ID, why)
 	}
-	if strings.EqualFold(user.Role, "admin") {
+	if user.IsAdmin() {
 		return refuse(" (an admin account)")
 	}
-	if user.Kind == "persona" {
+	if user.IsPersona() {
 		return nil
 	}
 	_, err := h.auth.Login(ctx, req.Email, req.Password)
@@ -278,58 +270,36 @@ func (h *handlers) register(ctx context.Context, bearer string, req *upsertReque
 	return user, nil
 }
 
-// refusedInput turns mana-auth's 400 or 422 to a register call (other than
-// "already exists") into our own 400: the caller sent something mana-auth
-// will not take, such as a password it finds too long. Nil otherwise.
+// refusedInput turns mana-auth's refusal of a register call (a 400 or 422
+// other than "already exists") into our own 400: the caller sent something
+// mana-auth will not take, such as a password it finds too long. Nil for
+// any other error.
 func refusedInput(err error) error {
-	if errors.Is(err, manaauth.ErrAlreadyExists) {
-		return nil
-	}
-	var code, msg string
-	var se *manaauth.StatusError
-	var ue *manaauth.UpstreamError
-	switch {
-	case errors.As(err, &se) && (se.Status == http.StatusBadRequest || se.Status == http.StatusUnprocessableEntity):
-		code, msg = se.Code, se.Message
-	case errors.As(err, &ue) && (ue.Status == http.StatusBadRequest || ue.Status == http.StatusUnprocessableEntity):
-		var body struct{ Code, Message string }
-		_ = json.Unmarshal([]byte(ue.Body), &body)
-		code, msg = body.Code, body.Message
-	default:
+	var re *manaauth.RefusedError
+	if !errors.As(err, &re) {
 		return nil
 	}
 	field := "body"
-	switch upper := strings.ToUpper(code); {
+	switch upper := strings.ToUpper(re.Code); {
 	case strings.Contains(upper, "PASSWORD"):
 		field = "password"
 	case strings.Contains(upper, "EMAIL"):
 		field = "email"
 	}
-	why := strings.TrimSpace(code + " " + msg)
+	why := strings.TrimSpace(re.Code + " " + re.Message)
 	if why == "" {
 		why = "no reason given"
 	}
-	return personas.Invalid(field, "refused by mana-auth ("+why+")")
+	return errs.InvalidField(field, "refused by mana-auth (%s)", why)
 }
 
 // personaByEmail returns the persona row with this email (any case), or nil.
 func (h *handlers) personaByEmail(ctx context.Context, email string) (*personas.Persona, error) {
-	// q is a substring filter bounded to 200 characters: a prefix of a
-	// longer email still finds it, the exact match is picked below.
-	q := email
-	if r := []rune(q); len(r) > 200 {
-		q = string(r[:200])
+	p, err := h.store.PersonaByEmail(ctx, email)
+	if errors.Is(err, personas.ErrNotFound) {
+		return nil, nil
 	}
-	list, _, err := h.store.ListPersonas(ctx, personas.ListFilter{Q: q})
-	if err != nil {
-		return nil, err
-	}
-	for i := range list {
-		if strings.EqualFold(list[i].Email, email) {
-			return &list[i].Persona, nil
-		}
-	}
-	return nil, nil
+	return p, err
 }
 
 // emailTaken is the 409 for an email whose persona row belongs to another
@@ -340,9 +310,9 @@ func emailTaken(email, personaID string, user *manaauth.User) error {
 	if user != nil {
 		why = fmt.Sprintf("while mana-auth has this email on user %s", user.ID)
 	}
-	return httpx.NewError(http.StatusConflict, "Conflict", fmt.Sprintf(
+	return errs.E(errs.Conflict,
 		"%s is already used by persona %s %s; delete that persona first (DELETE /api/v1/personas/admin/%s)",
-		email, personaID, why, personaID))
+		email, personaID, why, personaID)
 }
 
 // ---- GET / --------------------------------------------------------------
@@ -364,15 +334,19 @@ func (h *handlers) list(c echo.Context) error {
 		Cadence:   personas.Cadence(q.Get("cadence")),
 		Q:         q.Get("q"),
 	}
-	paged := q.Has("limit")
+	var p errs.Problems
+	limit := edge.QueryInt(c, "limit", &p)
+	paged := limit != nil
 	if paged {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > personas.MaxListLimit {
-			return personas.Invalid("limit", fmt.Sprintf("must be an integer from 1 to %d", personas.MaxListLimit))
+		f.Limit = *limit
+		if f.Limit == 0 {
+			f.Limit = -1 // explicit 0 is out of range, not "unpaged"
 		}
-		f.Limit = n
 	} else if f.Cursor != "" {
-		return personas.Invalid("cursor", "needs limit")
+		p.Add("cursor", "needs limit")
+	}
+	if err := p.Err(); err != nil {
+		return err
 	}
 	items, next, err := h.store.ListPersonas(c.Request().Context(), f)
 	if err != nil {
@@ -396,6 +370,7 @@ func (h *handlers) list(c echo.Context) error {
 
 type actionJSON struct {
 	ID           string  `json:"id"`
+	PersonaID    string  `json:"personaId"`
 	TickID       string  `json:"tickId"`
 	Seq          *int    `json:"seq,omitempty"`
 	ToolName     string  `json:"toolName"`
@@ -448,14 +423,14 @@ func (h *handlers) detail(c echo.Context) error {
 	}
 	for i, a := range actions {
 		res.RecentActions[i] = actionJSON{
-			ID: a.ID, TickID: a.TickID, Seq: a.Seq, ToolName: a.ToolName, InputHash: a.InputHash,
-			Result: string(a.Result), ErrorMessage: a.ErrorMessage, LatencyMs: a.LatencyMs, CreatedAt: httpx.ISOTime(a.CreatedAt),
+			ID: a.ID, PersonaID: id, TickID: a.TickID, Seq: a.Seq, ToolName: a.ToolName, InputHash: a.InputHash,
+			Result: string(a.Result), ErrorMessage: a.ErrorMessage, LatencyMs: a.LatencyMs, CreatedAt: edge.ISOTime(a.CreatedAt),
 		}
 	}
 	for i, f := range feedback {
 		res.FeedbackByModule[i] = feedbackJSON{
 			Module: f.Module, AvgRating: f.AvgRating, Count: f.Count,
-			Distribution: f.Distribution, LastRatedAt: httpx.ISOTime(f.LastRatedAt),
+			Distribution: f.Distribution, LastRatedAt: edge.ISOTime(f.LastRatedAt),
 		}
 	}
 	return c.JSON(http.StatusOK, res)
@@ -463,9 +438,12 @@ func (h *handlers) detail(c echo.Context) error {
 
 // ---- DELETE /:id --------------------------------------------------------
 
+// deleteResponse: "deleted" is what the previous implementation answered
+// and callers read; userId is kept for callers of this one.
 type deleteResponse struct {
-	OK     bool   `json:"ok"`
-	UserID string `json:"userId"`
+	OK      bool   `json:"ok"`
+	Deleted string `json:"deleted"`
+	UserID  string `json:"userId"`
 }
 
 // remove hard-deletes a persona: its mana-auth user first (a 404 there means
@@ -497,9 +475,9 @@ func (h *handlers) remove(c echo.Context) error {
 		if err != nil {
 			return h.upstream(opGetUser, err)
 		}
-		if user.Kind != "persona" {
-			return httpx.NewError(http.StatusBadRequest, "Not a persona", fmt.Sprintf(
-				"%s is not a persona; delete regular users with DELETE /api/v1/admin/users/%s/data", id, id))
+		if !user.IsPersona() {
+			return &errs.Error{Code: errs.Invalid, Title: "Not a persona", Message: fmt.Sprintf(
+				"%s is not a persona; delete regular users with DELETE /api/v1/admin/users/%s/data", id, id)}
 		}
 		if err := h.deleteUser(ctx, bearer(c), id); err != nil {
 			return err
@@ -507,7 +485,7 @@ func (h *handlers) remove(c echo.Context) error {
 	default:
 		return err
 	}
-	return c.JSON(http.StatusOK, deleteResponse{OK: true, UserID: id})
+	return c.JSON(http.StatusOK, deleteResponse{OK: true, Deleted: id, UserID: id})
 }
 
 func (h *handlers) deleteUser(ctx context.Context, bearer, id string) error {

@@ -250,7 +250,7 @@ func TestActivity(t *testing.T) {
 
 		require.Len(t, d.RecentActions, 20)
 		require.Equal(t, map[string]any{
-			"id": "tick-24-tool24", "tickId": "tick", "seq": float64(24), "toolName": "tool24", "inputHash": "abc123",
+			"id": "tick-24-tool24", "personaId": "p1", "tickId": "tick", "seq": float64(24), "toolName": "tool24", "inputHash": "abc123",
 			"result": "error", "errorMessage": "boom", "latencyMs": float64(42), "createdAt": "2026-11-23T12:00:24.000Z",
 		}, d.RecentActions[0])
 		require.Equal(t, "tool05", d.RecentActions[19]["toolName"])

@@ -21,9 +21,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/mana/personas/pkg/edge"
 	"github.com/mana/personas/pkg/manaauth"
 	"github.com/mana/personas/pkg/personas"
-	"github.com/mana/personas/pkg/service"
 )
 
 const serviceName = "personas-admin"
@@ -37,10 +37,10 @@ func main() {
 // run is main without the process: tests call it too. It returns the exit
 // code: 0 ok, 1 failure, 2 usage.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	return service.Run(ctx, service.Program[Config]{
+	return edge.Run(ctx, edge.Program[Config]{
 		Name:   serviceName,
 		Serves: "the admin API",
-		Load: func(getenv func(string) string) (Config, service.Settings, error) {
+		Load: func(getenv func(string) string) (Config, edge.Settings, error) {
 			cfg, err := loadConfig(getenv)
 			return cfg, cfg.settings(), err
 		},

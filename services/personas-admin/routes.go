@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"log/slog"
-	"net/http"
 
-	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/edge"
+	"github.com/mana/personas/pkg/errs"
 	"github.com/mana/personas/pkg/manaauth"
 	"github.com/mana/personas/pkg/personas"
-	"github.com/mana/personas/pkg/service"
 )
 
 //go:embed openapi.yaml
@@ -38,22 +36,21 @@ type tokenVerifier interface {
 }
 
 // newServer wires the whole HTTP surface. Every endpoint is listed here.
-func newServer(store *personas.Store, auth identity, verifier tokenVerifier, logger *slog.Logger) *httpx.Server {
+func newServer(store *personas.Store, auth identity, verifier tokenVerifier, logger *slog.Logger) *edge.Server {
 	h := &handlers{store: store, auth: auth, verifier: verifier, logger: logger}
-	srv := httpx.New(httpx.Options{
+	srv := edge.New(edge.Options{
 		Name:      serviceName,
 		Logger:    logger,
 		BodyLimit: bodyLimit,
 		DB:        store.DB().DB,
 		Ready:     h.ready,
-		MapError:  mapError,
 		OpenAPI:   openAPIDoc,
 	})
 	h.metrics = newUpstreamMetrics(srv.Registry)
 	e := srv.Echo
 	api := e.Group("/api/v1/personas/admin",
 		requireAdmin(verifier, logger),
-		httpx.Gate(store.CheckSchema),
+		edge.Gate(edge.SchemaGate(serviceName, store)),
 	)
 	api.POST("", h.upsert)
 	api.GET("", h.list)
@@ -65,24 +62,11 @@ func newServer(store *personas.Store, auth identity, verifier tokenVerifier, log
 // ready: the database answers, the schema is current, and mana-auth's
 // signing keys are at hand (without them no request can be admitted).
 func (h *handlers) ready(ctx context.Context) error {
-	if err := service.StoreReady(ctx, serviceName, h.store); err != nil {
+	if err := edge.StoreReady(ctx, serviceName, h.store); err != nil {
 		return err
 	}
 	if err := h.verifier.Ready(ctx); err != nil {
-		return errors.New("mana-auth signing keys unavailable (JWKS not fetched)")
+		return errs.Wrap(err, errs.Unavailable, "mana-auth signing keys unavailable (JWKS not fetched)")
 	}
 	return nil
-}
-
-// mapError renders the store's, the verifier's and mana-auth's errors as
-// the contract's JSON.
-func mapError(err error) *httpx.Error {
-	var ue *upstreamError
-	switch {
-	case errors.As(err, &ue):
-		return ue.httpError()
-	case errors.Is(err, manaauth.ErrKeysUnavailable):
-		return httpx.NewError(http.StatusServiceUnavailable, "Service Unavailable", "mana-auth keys unavailable; admin tokens cannot be checked, retry later")
-	}
-	return service.StoreError(serviceName, err)
 }

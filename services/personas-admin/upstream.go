@@ -3,11 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/errs"
 	"github.com/mana/personas/pkg/manaauth"
 )
 
@@ -22,25 +21,15 @@ const (
 	opDeleteUser = "delete user"
 )
 
-// upstreamError is a failed call to mana-auth. It renders as 504 when
-// mana-auth did not answer in time and as 502 otherwise (a 5xx, no answer,
-// an answer outside the contract, or a refusal of the forwarded bearer,
-// which after our own check means the two services disagree).
-type upstreamError struct {
-	op  string
-	err error
-}
-
-func (e *upstreamError) Error() string { return "mana-auth " + e.op + ": " + e.err.Error() }
-func (e *upstreamError) Unwrap() error { return e.err }
-
-func (e *upstreamError) httpError() *httpx.Error {
-	if errors.Is(e.err, manaauth.ErrTimeout) {
-		return httpx.NewError(http.StatusGatewayTimeout, "Gateway Timeout",
-			fmt.Sprintf("mana-auth did not answer in time (%s)", e.op)).WithCause(e)
+// upstreamFailure is the error for a failed call to mana-auth: 504 when
+// mana-auth did not answer in time, 502 otherwise (a 5xx, no answer, an
+// answer outside the contract, or a refusal of the forwarded bearer, which
+// after our own check means the two services disagree).
+func upstreamFailure(op string, err error) error {
+	if errors.Is(err, manaauth.ErrTimeout) {
+		return errs.Wrap(err, errs.UpstreamTimeout, fmt.Sprintf("mana-auth did not answer in time (%s)", op))
 	}
-	return httpx.NewError(http.StatusBadGateway, "Bad Gateway",
-		fmt.Sprintf("mana-auth %s failed: %s", e.op, upstreamStatus(e.err))).WithCause(e)
+	return errs.Wrap(err, errs.UpstreamFailed, fmt.Sprintf("mana-auth %s failed: %s", op, upstreamStatus(err)))
 }
 
 // upstreamStatus describes what mana-auth answered, for the client.
@@ -82,5 +71,5 @@ func (h *handlers) upstream(op string, err error) error {
 		kind = "timeout"
 	}
 	h.metrics.failures.WithLabelValues(op, kind).Inc()
-	return &upstreamError{op: op, err: err}
+	return upstreamFailure(op, err)
 }

@@ -3,14 +3,13 @@ package main
 import (
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
-	fastjson "github.com/goccy/go-json"
 	"github.com/labstack/echo/v4"
 
-	"github.com/mana/personas/pkg/httpx"
-	"github.com/mana/personas/pkg/jsonin"
+	"github.com/mana/personas/pkg/edge"
+	"github.com/mana/personas/pkg/errs"
+	"github.com/mana/personas/pkg/jsondec"
 	"github.com/mana/personas/pkg/personas"
 )
 
@@ -38,18 +37,15 @@ func newDueResponse(list []personas.DuePersona, now time.Time) dueResponse {
 			list[i].LeaseExpiresAt = &u
 		}
 	}
-	return dueResponse{Personas: list, ServerTime: httpx.ISOTime(now)}
+	return dueResponse{Personas: list, ServerTime: edge.ISOTime(now)}
 }
 
 // GET /due?limit=N
 func (h *handlers) listDue(c echo.Context) error {
-	limit := 0
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > personas.MaxDueLimit {
-			return personas.Invalid("limit", "must be an integer from 1 to "+strconv.Itoa(personas.MaxDueLimit))
-		}
-		limit = n
+	var p errs.Problems
+	limit := edge.QueryInt(c, "limit", &p)
+	if err := p.Err(); err != nil {
+		return err
 	}
 	list, now, err := h.store.Due(c.Request().Context(), limit)
 	if err != nil {
@@ -60,31 +56,35 @@ func (h *handlers) listDue(c echo.Context) error {
 
 // POST /due/claim {"runnerId","limit","leaseSeconds"}
 func (h *handlers) claim(c echo.Context) error {
-	var p personas.Problems
-	obj, err := httpx.ReadObject(c, &p)
+	var p errs.Problems
+	var req personas.ClaimRequest
+	err := edge.ReadJSON(c, &p, func(r *jsondec.Reader) {
+		r.Object("", func(key string) {
+			switch key {
+			case "runnerId":
+				req.RunnerID, _ = r.String(key, personas.MaxRunnerIDLen)
+			case "limit":
+				req.Limit = optInt(r, key)
+			case "leaseSeconds":
+				req.LeaseSeconds = optInt(r, key)
+			default:
+				edge.Unknown(&p, key)
+				r.Skip()
+			}
+		})
+	})
 	if err != nil {
 		return err
 	}
-	req := personas.ClaimRequest{RunnerID: obj.String("runnerId")}
-	if v := obj.OptInt("limit", 1, personas.MaxClaimLimit); v != nil {
-		req.Limit = *v
-	}
-	if v := obj.OptInt("leaseSeconds", int(personas.MinLease.Seconds()), int(personas.MaxLease.Seconds())); v != nil {
-		req.Lease = time.Duration(*v) * time.Second
-	}
-	if err := p.Err(); err != nil {
-		return err
+	if p.Len() > 0 {
+		return invalid(&p, req.Validate())
 	}
 	list, now, err := h.store.Claim(c.Request().Context(), req)
 	if err != nil {
 		return err
 	}
 	resp := newDueResponse(list, now)
-	lease := req.Lease
-	if lease == 0 {
-		lease = personas.DefaultLease
-	}
-	until := httpx.ISOTime(now.Add(lease))
+	until := edge.ISOTime(now.Add(req.Lease()))
 	resp.LeaseExpiresAt = &until
 	return c.JSON(http.StatusOK, resp)
 }
@@ -97,13 +97,13 @@ type writeResponse struct {
 
 // POST /:id/actions {"actions":[{tickId,seq?,toolName,inputHash?,result,errorMessage?,latencyMs?}]}
 func (h *handlers) postActions(c echo.Context) error {
-	body, err := httpx.ReadBody(c)
-	if err != nil {
+	var p errs.Problems
+	var rows []personas.ActionInput
+	if err := edge.ReadJSON(c, &p, func(r *jsondec.Reader) { rows = readActions(r, &p) }); err != nil {
 		return err
 	}
-	rows, err := decodeActions(body)
-	if err != nil {
-		return err
+	if p.Len() > 0 {
+		return invalid(&p, personas.ValidateActions(rows))
 	}
 	res, err := h.store.InsertActions(c.Request().Context(), c.Param("id"), rows)
 	if err != nil {
@@ -114,98 +114,62 @@ func (h *handlers) postActions(c echo.Context) error {
 	return c.JSON(http.StatusOK, writeResponse{OK: true, Written: res.Written, Duplicates: res.Duplicates})
 }
 
-// wireAction is the fast path's view of one row: a well-formed batch
-// decodes straight into it (with goccy/go-json, a drop-in decoder several
-// times faster than encoding/json on this shape; it is already in the
-// build through jwx). Anything it cannot take (a wrong type, a
-// missing field) falls back to field-by-field reading, which names every
-// problem.
-type wireAction struct {
-	TickID       *string `json:"tickId"`
-	Seq          *int    `json:"seq"`
-	ToolName     *string `json:"toolName"`
-	InputHash    *string `json:"inputHash"`
-	Result       *string `json:"result"`
-	ErrorMessage *string `json:"errorMessage"`
-	LatencyMs    *int    `json:"latencyMs"`
-}
-
-// The keys the fast paths know. Their decoder matches keys ignoring case;
-// the contract does not, so a body with "TickId" takes the slow path, which
-// reports tickId as missing.
-var (
-	actionKeys   = []string{"actions", "tickId", "seq", "toolName", "inputHash", "result", "errorMessage", "latencyMs"}
-	feedbackKeys = []string{"feedback", "tickId", "module", "rating", "notes"}
-)
-
-func decodeActions(body []byte) ([]personas.ActionInput, error) {
-	var fast struct {
-		Actions []wireAction `json:"actions"`
-	}
-	if fastjson.Unmarshal(body, &fast) == nil && fast.Actions != nil && len(fast.Actions) <= personas.MaxActionsPerBatch &&
-		!jsonin.HasCaseVariant(body, actionKeys...) {
-		rows := make([]personas.ActionInput, 0, len(fast.Actions))
-		for _, a := range fast.Actions {
-			if a.TickID == nil || a.ToolName == nil || a.Result == nil {
-				break
-			}
-			rows = append(rows, personas.ActionInput{
-				TickID: *a.TickID, Seq: a.Seq, ToolName: *a.ToolName, InputHash: a.InputHash,
-				Result: personas.Result(*a.Result), ErrorMessage: a.ErrorMessage, LatencyMs: a.LatencyMs,
+// readActions reads an actions batch. Rows are read up to one past the
+// batch limit (the store's validation reports the excess); strings are kept
+// up to one character past their limit. Unknown fields are ignored: older
+// runners send more than the contract names.
+func readActions(r *jsondec.Reader, p *errs.Problems) []personas.ActionInput {
+	var rows []personas.ActionInput
+	found := false
+	r.Object("", func(key string) {
+		if key != "actions" {
+			r.Skip()
+			return
+		}
+		found = true
+		r.Array(key, personas.MaxActionsPerBatch+1, func(i int) {
+			path := jsondec.Index(key, i)
+			var a personas.ActionInput
+			r.Object(path, func(k string) {
+				f := jsondec.Field(path, k)
+				switch k {
+				case "tickId":
+					a.TickID, _ = r.String(f, personas.MaxTickIDLen)
+				case "seq":
+					a.Seq = optInt(r, f)
+				case "toolName":
+					a.ToolName, _ = r.String(f, personas.MaxToolNameLen)
+				case "inputHash":
+					a.InputHash = optString(r, f, personas.MaxInputHashLen)
+				case "result":
+					s, _ := r.String(f, len("error"))
+					a.Result = personas.Result(s)
+				case "errorMessage":
+					a.ErrorMessage = optString(r, f, personas.MaxErrorMessageLen)
+				case "latencyMs":
+					a.LatencyMs = optInt(r, f)
+				default:
+					r.Skip()
+				}
 			})
-		}
-		if len(rows) == len(fast.Actions) {
-			return rows, nil // ranges and lengths are checked by the store
-		}
-	}
-	return readActions(body)
-}
-
-// readActions is the slow path: every problem, by path.
-func readActions(body []byte) ([]personas.ActionInput, error) {
-	var p personas.Problems
-	obj, err := httpx.ParseObject(body, &p)
-	if err != nil {
-		return nil, err
-	}
-	items, ok := obj.Array("actions")
-	if ok {
-		checkBatchSize(&p, "actions", len(items), personas.MaxActionsPerBatch)
-	}
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	rows := make([]personas.ActionInput, 0, len(items))
-	for i, raw := range items {
-		o, ok := jsonin.AsObject(raw, jsonin.Path("", "actions", i), &p)
-		if !ok {
-			continue
-		}
-		rows = append(rows, personas.ActionInput{
-			TickID:       o.String("tickId"),
-			Seq:          o.OptInt("seq", 0, personas.MaxSeq),
-			ToolName:     o.String("toolName"),
-			InputHash:    o.OptString("inputHash"),
-			Result:       personas.Result(o.String("result")),
-			ErrorMessage: o.OptString("errorMessage"),
-			LatencyMs:    o.OptInt("latencyMs", 0, personas.MaxLatencyMs),
+			rows = append(rows, a)
 		})
+	})
+	if !found {
+		p.Add("actions", "is required")
 	}
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	return rows, nil
+	return rows
 }
 
 // POST /:id/feedback {"feedback":[{tickId,module,rating,notes?}]}
 func (h *handlers) postFeedback(c echo.Context) error {
-	body, err := httpx.ReadBody(c)
-	if err != nil {
+	var p errs.Problems
+	var rows []personas.FeedbackInput
+	if err := edge.ReadJSON(c, &p, func(r *jsondec.Reader) { rows = readFeedback(r, &p) }); err != nil {
 		return err
 	}
-	rows, err := decodeFeedback(body)
-	if err != nil {
-		return err
+	if p.Len() > 0 {
+		return invalid(&p, personas.ValidateFeedback(rows))
 	}
 	res, err := h.store.InsertFeedback(c.Request().Context(), c.Param("id"), rows)
 	if err != nil {
@@ -216,70 +180,75 @@ func (h *handlers) postFeedback(c echo.Context) error {
 	return c.JSON(http.StatusOK, writeResponse{OK: true, Written: res.Written, Duplicates: res.Duplicates})
 }
 
-type wireFeedback struct {
-	TickID *string `json:"tickId"`
-	Module *string `json:"module"`
-	Rating *int    `json:"rating"`
-	Notes  *string `json:"notes"`
-}
-
-func decodeFeedback(body []byte) ([]personas.FeedbackInput, error) {
-	var fast struct {
-		Feedback []wireFeedback `json:"feedback"`
-	}
-	if fastjson.Unmarshal(body, &fast) == nil && fast.Feedback != nil && len(fast.Feedback) <= personas.MaxFeedbackPerBatch &&
-		!jsonin.HasCaseVariant(body, feedbackKeys...) {
-		rows := make([]personas.FeedbackInput, 0, len(fast.Feedback))
-		for _, f := range fast.Feedback {
-			if f.TickID == nil || f.Module == nil || f.Rating == nil {
-				break
+// readFeedback reads a feedback batch, like readActions.
+func readFeedback(r *jsondec.Reader, p *errs.Problems) []personas.FeedbackInput {
+	var rows []personas.FeedbackInput
+	found := false
+	r.Object("", func(key string) {
+		if key != "feedback" {
+			r.Skip()
+			return
+		}
+		found = true
+		r.Array(key, personas.MaxFeedbackPerBatch+1, func(i int) {
+			path := jsondec.Index(key, i)
+			var fb personas.FeedbackInput
+			hasRating := false
+			r.Object(path, func(k string) {
+				f := jsondec.Field(path, k)
+				switch k {
+				case "tickId":
+					fb.TickID, _ = r.String(f, personas.MaxTickIDLen)
+				case "module":
+					fb.Module, _ = r.String(f, personas.MaxModuleLen)
+				case "rating":
+					if v := optInt(r, f); v != nil {
+						fb.Rating, hasRating = *v, true
+					}
+				case "notes":
+					fb.Notes = optString(r, f, personas.MaxNotesLen)
+				default:
+					r.Skip()
+				}
+			})
+			if !hasRating {
+				p.Add(jsondec.Field(path, "rating"), "is required")
 			}
-			rows = append(rows, personas.FeedbackInput{TickID: *f.TickID, Module: *f.Module, Rating: *f.Rating, Notes: f.Notes})
-		}
-		if len(rows) == len(fast.Feedback) {
-			return rows, nil
-		}
-	}
-	return readFeedback(body)
-}
-
-func readFeedback(body []byte) ([]personas.FeedbackInput, error) {
-	var p personas.Problems
-	obj, err := httpx.ParseObject(body, &p)
-	if err != nil {
-		return nil, err
-	}
-	items, ok := obj.Array("feedback")
-	if ok {
-		checkBatchSize(&p, "feedback", len(items), personas.MaxFeedbackPerBatch)
-	}
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	rows := make([]personas.FeedbackInput, 0, len(items))
-	for i, raw := range items {
-		o, ok := jsonin.AsObject(raw, jsonin.Path("", "feedback", i), &p)
-		if !ok {
-			continue
-		}
-		rows = append(rows, personas.FeedbackInput{
-			TickID: o.String("tickId"),
-			Module: o.String("module"),
-			Rating: o.Int("rating", 1, 5),
-			Notes:  o.OptString("notes"),
+			rows = append(rows, fb)
 		})
+	})
+	if !found {
+		p.Add("feedback", "is required")
 	}
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	return rows, nil
+	return rows
 }
 
-func checkBatchSize(p *personas.Problems, field string, n, maxRows int) {
-	switch {
-	case n == 0:
-		p.Add(field, "must contain at least one item")
-	case n > maxRows:
-		p.Add(field, "at most %d items per request, got %d", maxRows, n)
+// invalid answers a request whose decoding found problems: those, plus
+// every problem validation finds in the fields that did decode.
+func invalid(p *errs.Problems, validation error) error {
+	if e := errs.As(validation); e != nil {
+		for _, fe := range e.Details {
+			p.Add(fe.Field, "%s", fe.Message)
+		}
 	}
+	return p.Err()
+}
+
+// optInt reads an optional integer; values beyond int's range are clamped
+// so the store's range check reports them.
+func optInt(r *jsondec.Reader, path string) *int {
+	v, ok := r.Int(path)
+	if !ok {
+		return nil
+	}
+	n := int(max(min(v, 1<<53), -(1 << 53)))
+	return &n
+}
+
+func optString(r *jsondec.Reader, path string, keep int) *string {
+	s, ok := r.String(path, keep)
+	if !ok {
+		return nil
+	}
+	return &s
 }

@@ -7,9 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/edge"
 	"github.com/mana/personas/pkg/personas"
-	"github.com/mana/personas/pkg/service"
 )
 
 //go:embed openapi.yaml
@@ -17,26 +16,26 @@ var openAPIDoc []byte
 
 // bodyLimit bounds request bodies. The largest valid batch is 500 actions
 // whose every text field is at its limit, in 4-byte UTF-8 or \u escapes:
-// about 14 MB. The gateway's client_max_body_size matches it.
+// about 14 MB. The gateway's client_max_body_size matches it. Memory does not
+// grow with it: bodies are decoded as a stream.
 const bodyLimit = 16 << 20
 
 // newServer wires the whole HTTP surface. Every endpoint is listed here.
-func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *httpx.Server {
+func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *edge.Server {
 	h := &handlers{store: store, logger: logger}
-	srv := httpx.New(httpx.Options{
+	srv := edge.New(edge.Options{
 		Name:      serviceName,
 		Logger:    logger,
 		BodyLimit: bodyLimit,
 		DB:        store.DB().DB,
 		Ready:     h.ready,
-		MapError:  mapError,
 		OpenAPI:   openAPIDoc,
 	})
 	h.metrics = newRowMetrics(srv.Registry)
 	e := srv.Echo
 	api := e.Group("/api/v1/personas/internal",
-		httpx.ServiceKey(cfg.ServiceKey, cfg.ServiceKeyPrevious),
-		httpx.Gate(store.CheckSchema),
+		edge.ServiceKey(cfg.ServiceKey, cfg.ServiceKeyPrevious),
+		edge.Gate(edge.SchemaGate(serviceName, store)),
 	)
 	api.GET("/due", h.listDue)
 	api.POST("/due/claim", h.claim)
@@ -46,11 +45,8 @@ func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *httpx.Se
 }
 
 func (h *handlers) ready(ctx context.Context) error {
-	return service.StoreReady(ctx, serviceName, h.store)
+	return edge.StoreReady(ctx, serviceName, h.store)
 }
-
-// mapError renders the store's errors as the contract's JSON.
-func mapError(err error) *httpx.Error { return service.StoreError(serviceName, err) }
 
 type rowMetrics struct {
 	written    *prometheus.CounterVec

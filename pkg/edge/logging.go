@@ -1,13 +1,60 @@
-package httpx
+package edge
 
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"github.com/mana/personas/pkg/reqid"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
+
+// NewLogger returns a JSON logger at level (debug, info, warn, error;
+// empty means info). Given a *LogWriter, warnings and errors are flushed as
+// they are logged.
+func NewLogger(w io.Writer, level, service string) (*slog.Logger, error) {
+	var l slog.Level
+	switch strings.ToLower(strings.TrimSpace(level)) {
+	case "", "info":
+		l = slog.LevelInfo
+	case "debug":
+		l = slog.LevelDebug
+	case "warn", "warning":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		return nil, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", level)
+	}
+	var h slog.Handler = requestIDHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})}
+	if lw, ok := w.(*LogWriter); ok {
+		h = flushOnWarn{Handler: h, lw: lw}
+	}
+	return slog.New(h).With("service", service), nil
+}
+
+// requestIDHandler adds the request id that a record's context carries
+// (pkg/reqid), so a line logged with a request's context names the request
+// wherever it was written.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := reqid.From(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
 
 // LogWriter buffers log lines so that a busy service does not pay one write
 // system call per request for its access log. Buffered lines are written at

@@ -1,10 +1,11 @@
-// Package service is the main of a personas service, shared by
-// personas-internal and personas-admin: the subcommands (serve, migrate,
-// help), configuration and JSON logger, the database pool, migrations (on
-// demand, or in the background when auto-migration is on), and serving with
-// timeouts and graceful shutdown. A service supplies its configuration
-// loader and builds its HTTP handler; everything else is the same for both.
-package service
+package edge
+
+// The main of a personas service, shared by personas-internal and
+// personas-admin: the subcommands (serve, migrate, help), configuration and
+// JSON logger, the database pool, migrations (on demand, or in the
+// background when auto-migration is on), and serving with timeouts and
+// graceful shutdown. A service supplies its configuration loader and builds
+// its HTTP handler; everything else is the same for both.
 
 import (
 	"context"
@@ -17,7 +18,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mana/personas/pkg/httpx"
 	"github.com/mana/personas/pkg/personas"
 )
 
@@ -77,9 +77,9 @@ func Run[C any](ctx context.Context, p Program[C], args []string, getenv func(st
 		return 2
 	}
 	cfg, set, cfgErr := p.Load(getenv)
-	logs := httpx.NewLogWriter(stdout, 200*time.Millisecond)
+	logs := NewLogWriter(stdout, 200*time.Millisecond)
 	defer func() { _ = logs.Close() }()
-	logger, err := httpx.NewLogger(logs, set.LogLevel, p.Name)
+	logger, err := NewLogger(logs, set.LogLevel, p.Name)
 	if err != nil {
 		_, _ = fmt.Fprintln(stderr, err)
 		return 1
@@ -125,7 +125,7 @@ func Run[C any](ctx context.Context, p Program[C], args []string, getenv func(st
 		logger.Error("listen", "error", err.Error())
 		return 1
 	}
-	if err := httpx.Serve(ctx, ln, handler, httpx.ServeOptions{}, logger); err != nil {
+	if err := Serve(ctx, ln, handler, ServeOptions{}, logger); err != nil {
 		logger.Error("server stopped", "error", err.Error())
 		return 1
 	}
@@ -144,7 +144,7 @@ func servePprof(ctx context.Context, addr string, logger *slog.Logger) {
 		return
 	}
 	// Profiles take up to their "seconds" parameter: no write timeout.
-	if err := httpx.Serve(ctx, ln, mux, httpx.ServeOptions{WriteTimeout: time.Hour}, logger); err != nil {
+	if err := Serve(ctx, ln, mux, ServeOptions{WriteTimeout: time.Hour}, logger); err != nil {
 		logger.Warn("pprof server", "error", err.Error())
 	}
 }

@@ -1,9 +1,9 @@
-package httpx
+package edge
 
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"net/http"
+	"github.com/mana/personas/pkg/errs"
 
 	"github.com/labstack/echo/v4"
 )
@@ -22,17 +22,22 @@ func ServiceKey(keys ...string) echo.MiddlewareFunc {
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			got := c.Request().Header.Get("X-Service-Key")
-			if got == "" {
-				return NewError(http.StatusUnauthorized, "Unauthorized", "missing X-Service-Key header")
+			values := c.Request().Header.Values("X-Service-Key")
+			if len(values) == 0 || values[0] == "" {
+				return errs.E(errs.Unauthorized, "missing X-Service-Key header")
 			}
+			if len(values) > 1 {
+				// Which one would count is a guess an attacker could exploit.
+				return errs.E(errs.Unauthorized, "more than one X-Service-Key header")
+			}
+			got := values[0]
 			d := sha256.Sum256([]byte(got))
 			match := 0
 			for i := range digests {
 				match |= subtle.ConstantTimeCompare(d[:], digests[i][:])
 			}
 			if match != 1 {
-				return NewError(http.StatusUnauthorized, "Unauthorized", "invalid X-Service-Key")
+				return errs.E(errs.Unauthorized, "invalid X-Service-Key")
 			}
 			return next(c)
 		}

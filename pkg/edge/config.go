@@ -1,9 +1,7 @@
-package httpx
+package edge
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -13,30 +11,6 @@ import (
 // says production.
 func IsProduction(nodeEnv string) bool {
 	return strings.EqualFold(strings.TrimSpace(nodeEnv), "production")
-}
-
-// NewLogger returns a JSON logger at level (debug, info, warn, error;
-// empty means info). Given a *LogWriter, warnings and errors are flushed as
-// they are logged.
-func NewLogger(w io.Writer, level, service string) (*slog.Logger, error) {
-	var l slog.Level
-	switch strings.ToLower(strings.TrimSpace(level)) {
-	case "", "info":
-		l = slog.LevelInfo
-	case "debug":
-		l = slog.LevelDebug
-	case "warn", "warning":
-		l = slog.LevelWarn
-	case "error":
-		l = slog.LevelError
-	default:
-		return nil, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", level)
-	}
-	var h slog.Handler = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})
-	if lw, ok := w.(*LogWriter); ok {
-		h = flushOnWarn{Handler: h, lw: lw}
-	}
-	return slog.New(h).With("service", service), nil
 }
 
 // Mask shows that a secret is set without showing it.

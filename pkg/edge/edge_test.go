@@ -1,8 +1,9 @@
-package httpx_test
+package edge_test
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,26 +16,23 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mana/personas/pkg/httpx"
+	"github.com/mana/personas/pkg/edge"
+	"github.com/mana/personas/pkg/errs"
 )
 
-var errTeapot = errors.New("teapot")
+var errConflict = errs.E(errs.Conflict, "already taken")
 
 func newServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	srv := httpx.New(httpx.Options{
+	srv := edge.New(edge.Options{
 		Name:      "test",
 		Logger:    slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		BodyLimit: 16,
-		MapError: func(err error) *httpx.Error {
-			if errors.Is(err, errTeapot) {
-				return httpx.NewError(http.StatusTeapot, "Teapot", "short and stout")
-			}
-			return nil
-		},
 	})
 	srv.Echo.GET("/panic", func(echo.Context) error { panic("boom: secret detail") })
-	srv.Echo.GET("/mapped", func(echo.Context) error { return errTeapot })
+	srv.Echo.GET("/mapped", func(echo.Context) error { return fmt.Errorf("wrapped: %w", errConflict) })
+	srv.Echo.GET("/down", func(echo.Context) error { return errs.E(errs.Unavailable, "database unavailable; retry") })
+	srv.Echo.GET("/item/:id", func(c echo.Context) error { return c.String(http.StatusOK, c.Param("id")) })
 	srv.Echo.GET("/unknown", func(echo.Context) error { return errors.New("db password=hunter2 leaked") })
 	srv.Echo.POST("/echo", func(c echo.Context) error {
 		b, err := io.ReadAll(c.Request().Body)
@@ -44,7 +42,7 @@ func newServer(t *testing.T) *httptest.Server {
 		return c.String(http.StatusOK, string(b))
 	})
 	srv.Echo.GET("/keyed", func(c echo.Context) error { return c.String(http.StatusOK, "in") },
-		httpx.ServiceKey("current-key", "previous-key", ""))
+		edge.ServiceKey("current-key", "previous-key", ""))
 	ts := httptest.NewServer(srv.Echo)
 	t.Cleanup(ts.Close)
 	return ts
@@ -75,7 +73,10 @@ func TestErrorsAreContractJSON(t *testing.T) {
 	}{
 		{"UnknownRoute", "GET", "/nope", "", 404, `{"error":"Not Found","message":"no such endpoint"}`},
 		{"WrongMethod", "DELETE", "/mapped", "", 405, `{"error":"Method Not Allowed"}`},
-		{"Mapped", "GET", "/mapped", "", 418, `{"error":"Teapot","message":"short and stout"}`},
+		{"Coded", "GET", "/mapped", "", 409, `{"error":"Conflict","message":"already taken"}`},
+		{"Unavailable", "GET", "/down", "", 503, `{"error":"Service Unavailable","message":"database unavailable; retry"}`},
+		{"NULInPath", "GET", "/item/a%00b", "", 400, `{"error":"ValidationError","message":"id: must be valid UTF-8 without NUL characters","details":[{"field":"id","message":"must be valid UTF-8 without NUL characters"}]}`},
+		{"BadUTF8InQuery", "GET", "/item/a?q=%ff", "", 400, `{"error":"ValidationError","message":"q: must be valid UTF-8 without NUL characters","details":[{"field":"q","message":"must be valid UTF-8 without NUL characters"}]}`},
 		{"UnknownIs500WithoutDetail", "GET", "/unknown", "", 500, `{"error":"Internal Server Error"}`},
 		{"PanicIs500WithoutDetail", "GET", "/panic", "", 500, `{"error":"Internal Server Error"}`},
 		{"BodyOverLimit", "POST", "/echo", strings.Repeat("x", 17), 413, `{"error":"Payload Too Large","message":"request body exceeds 16 bytes"}`},
@@ -88,6 +89,19 @@ func TestErrorsAreContractJSON(t *testing.T) {
 			require.JSONEq(t, tc.want, body)
 		})
 	}
+
+	t.Run("TrailingSlashReachesTheRoute", func(t *testing.T) {
+		t.Parallel()
+		status, _, body := do(t, "GET", ts.URL+"/item/x/", "")
+		require.Equal(t, http.StatusOK, status)
+		require.Equal(t, "x", body)
+	})
+
+	t.Run("Every503SaysWhenToRetry", func(t *testing.T) {
+		t.Parallel()
+		_, h, _ := do(t, "GET", ts.URL+"/down", "")
+		require.Equal(t, "1", h.Get("Retry-After"))
+	})
 
 	t.Run("BodyWithinLimit", func(t *testing.T) {
 		t.Parallel()
@@ -132,12 +146,25 @@ func TestServiceKey(t *testing.T) {
 	}
 }
 
+func TestServiceKeyRefusesTwoHeaders(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t)
+	req, err := http.NewRequestWithContext(context.Background(), "GET", ts.URL+"/keyed", nil)
+	require.NoError(t, err)
+	req.Header.Add("X-Service-Key", "current-key")
+	req.Header.Add("X-Service-Key", "wrong")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the first header being good is not enough")
+}
+
 func TestGateOpensOnceReady(t *testing.T) {
 	t.Parallel()
 	ready := make(chan struct{})
 	e := echo.New()
 	e.HTTPErrorHandler = func(err error, c echo.Context) { _ = c.String(http.StatusServiceUnavailable, err.Error()) }
-	e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "open") }, httpx.Gate(func(context.Context) error {
+	e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "open") }, edge.Gate(func(context.Context) error {
 		select {
 		case <-ready:
 			return nil
@@ -173,7 +200,7 @@ func TestServeFinishesInFlightRequests(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() {
-		served <- httpx.Serve(ctx, ln, h, httpx.ServeOptions{ShutdownTimeout: 10 * time.Second}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+		served <- edge.Serve(ctx, ln, h, edge.ServeOptions{ShutdownTimeout: 10 * time.Second}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	}()
 	type result struct {
 		status int

@@ -1,8 +1,7 @@
-package httpx
+package edge
 
 import (
-	"fmt"
-	"net/http"
+	"github.com/mana/personas/pkg/errs"
 
 	fastjson "github.com/goccy/go-json"
 	"github.com/labstack/echo/v4"
@@ -24,7 +23,7 @@ func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
 func (jsonSerializer) Deserialize(c echo.Context, i any) error {
 	err := fastjson.NewDecoder(c.Request().Body).Decode(i)
 	if err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("invalid JSON: %v", err)).SetInternal(err)
+		return errs.InvalidField("body", "invalid JSON: %v", err)
 	}
 	return nil
 }

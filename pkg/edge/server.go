@@ -1,4 +1,4 @@
-package httpx
+package edge
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/mana/personas/pkg/errs"
+	"github.com/mana/personas/pkg/reqid"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,9 +34,6 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Ready answers /readyz: nil means ready, an error says why not.
 	Ready func(ctx context.Context) error
-	// MapError turns the service's own errors into HTTP errors; nil for
-	// errors it does not know.
-	MapError func(error) *Error
 	// Registry receives the HTTP metrics and is served on /metrics. A new
 	// one (with Go and process collectors) when nil.
 	Registry *prometheus.Registry
@@ -79,11 +79,14 @@ func New(o Options) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.HTTPErrorHandler = errorHandler(o.Logger, o.MapError)
+	e.HTTPErrorHandler = errorHandler(o.Logger)
 	e.JSONSerializer = jsonSerializer{}
 
 	m := newHTTPMetrics(o.Registry)
-	e.Use(requestID, accessLog(o.Logger, m), recoverPanics(o.Logger), bound(o.BodyLimit, o.RequestTimeout))
+	// Paths are matched with and without a trailing slash (/due/ is /due),
+	// as the platform's servers do.
+	e.Pre(middleware.RemoveTrailingSlash())
+	e.Use(requestID, accessLog(o.Logger, m), recoverPanics(o.Logger), checkParams, bound(o.BodyLimit, o.RequestTimeout))
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -93,7 +96,11 @@ func New(o Options) *Server {
 			ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 			defer cancel()
 			if err := o.Ready(ctx); err != nil {
-				return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "Service Unavailable", "message": err.Error()})
+				msg := err.Error()
+				if e := errs.As(err); e != nil && e.Message != "" {
+					msg = e.Message
+				}
+				return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "Service Unavailable", "message": msg})
 			}
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
@@ -107,16 +114,10 @@ func New(o Options) *Server {
 	return &Server{Echo: e, Registry: o.Registry, logger: o.Logger}
 }
 
-// RequestLogger returns base with the request's id attached.
-func RequestLogger(c echo.Context, base *slog.Logger) *slog.Logger {
-	if id, ok := c.Get(ctxKeyRequestID).(string); ok {
-		return base.With("request_id", id)
-	}
-	return base
-}
-
-// requestID honours a well-formed X-Request-Id and makes one otherwise; the
-// id is echoed in the response and attached to every log line.
+// requestID honours a well-formed X-Request-Id and makes one otherwise. The
+// id is echoed in the response and carried in the request's context
+// (pkg/reqid), so every log line written with that context, the HTTP
+// clients' included, names it, and calls to mana-auth forward it.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := c.Request().Header.Get(headerRequestID)
@@ -127,6 +128,7 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(ctxKeyRequestID, id)
 		c.Response().Header().Set(headerRequestID, id)
+		c.SetRequest(c.Request().WithContext(reqid.With(c.Request().Context(), id)))
 		return next(c)
 	}
 }
@@ -153,14 +155,20 @@ func bound(limit int64, timeout time.Duration) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
 			if req.ContentLength > limit {
-				return NewError(http.StatusRequestEntityTooLarge, "Payload Too Large",
-					fmt.Sprintf("request body exceeds %d bytes", limit))
+				return errs.E(errs.TooLarge, "request body exceeds %d bytes", limit)
 			}
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
-			ctx, cancel := context.WithTimeout(req.Context(), timeout)
+			parent := req.Context()
+			ctx, cancel := context.WithTimeout(parent, timeout)
 			defer cancel()
 			c.SetRequest(req.WithContext(ctx))
-			return next(c)
+			err := next(c)
+			if err != nil && errors.Is(parent.Err(), context.Canceled) {
+				// Whatever failed, it failed because the client went away
+				// (its connection closed): that is no fault of ours.
+				return errs.Wrap(err, errs.Canceled, "the client went away")
+			}
+			return err
 		}
 	}
 }
@@ -173,8 +181,8 @@ func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
 					if err, ok := r.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 						panic(r)
 					}
-					RequestLogger(c, logger).Error("panic in handler", "panic", fmt.Sprint(r))
-					err = NewError(http.StatusInternalServerError, "Internal Server Error", "")
+					logger.ErrorContext(c.Request().Context(), "panic in handler", "panic", fmt.Sprint(r))
+					err = &errs.Error{Code: errs.Internal}
 				}
 			}()
 			return next(c)
@@ -202,10 +210,11 @@ func accessLog(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 			if route == "/healthz" || route == "/readyz" || route == "/metrics" {
 				return nil
 			}
+			// A client that went away (499) is not a failure of ours: INFO.
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelError
-			} else if status >= 400 {
+			} else if status >= 400 && status != StatusClientClosed {
 				level = slog.LevelWarn
 			}
 			attrs := []slog.Attr{
@@ -220,12 +229,14 @@ func accessLog(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 			if app := c.Request().Header.Get("X-App-Id"); app != "" && validRequestID(app) {
 				attrs = append(attrs, slog.String("app_id", app))
 			}
-			if status >= 400 {
-				if e, ok := c.Get(ctxKeyError).(error); ok && status < 500 {
+			if e, ok := c.Get(ctxKeyError).(error); ok && status >= 400 {
+				_, re := Render(e)
+				m.errors.WithLabelValues(c.Request().Method, route, string(re.Code)).Inc()
+				if status < 500 {
 					attrs = append(attrs, slog.String("error", e.Error()))
 				}
 			}
-			RequestLogger(c, logger).LogAttrs(c.Request().Context(), level, "request", attrs...)
+			logger.LogAttrs(c.Request().Context(), level, "request", attrs...)
 			return nil
 		}
 	}
@@ -233,6 +244,7 @@ func accessLog(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 
 type httpMetrics struct {
 	requests *prometheus.CounterVec
+	errors   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
 
@@ -241,12 +253,16 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total", Help: "HTTP requests by method, route and status.",
 		}, []string{"method", "route", "status"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_request_errors_total",
+			Help: "Failed requests by method, route and error code (unavailable: the database; overloaded: out of time; canceled: the client went away).",
+		}, []string{"method", "route", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "http_request_duration_seconds", Help: "HTTP request latency by method and route.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"method", "route"}),
 	}
-	reg.MustRegister(m.requests, m.latency)
+	reg.MustRegister(m.requests, m.errors, m.latency)
 	return m
 }
 
