@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mana/personas/pkg/errs"
 )
 
 var (
@@ -19,6 +21,12 @@ var (
 	// ErrRetry: a serialization failure or deadlock; the operation can be
 	// repeated as a whole.
 	ErrRetry = errors.New("transient database conflict")
+	// ErrLeaseLost: the token is not the persona's current lease (another
+	// runner holds it, an operator released it, or it expired). Its code is
+	// Conflict: the edge answers 409 and the runner must stop driving the
+	// persona.
+	ErrLeaseLost = &errs.Error{Code: errs.Conflict, Title: "Lease lost",
+		Message: "this lease token does not hold the persona's lease (released, expired or taken over)"}
 )
 
 // FieldError is one invalid input, named by its path in the request body
