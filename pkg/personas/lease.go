@@ -67,7 +67,7 @@ RETURNING lease_expires_at`, personaID, now, hashToken(token), secs, int(Default
 	if err != nil {
 		return time.Time{}, fmt.Errorf("renew lease: %w", translate(err))
 	}
-	return until, nil
+	return until.UTC(), nil
 }
 
 // lostOrNotFound tells why a statement keyed by persona and token matched
