@@ -77,7 +77,7 @@ SELECT 'u' || lpad(i::text, 4, '0'), 'persona.u' || i || '@mana.test', 'x', 'pro
 		}
 		var want []string
 		for id, st := range model {
-			if !st.quarantined && st.doneHour != hour && !(st.checkBackoff && st.failedAt.Equal(now)) {
+			if !st.quarantined && st.doneHour != hour && (!st.checkBackoff || !st.failedAt.Equal(now)) {
 				want = append(want, id)
 			}
 		}
