@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	fastjson "github.com/goccy/go-json"
@@ -49,7 +50,9 @@ func ActionID(tickID string, i int, toolName string) string {
 }
 
 // ValidateActions checks a batch; field names are the internal API's JSON
-// paths ("actions[3].toolName").
+// paths ("actions[3].toolName"). Rows that repeat an id (same tickId,
+// index or seq, and toolName) are valid: the first is stored, the others
+// count as duplicates.
 func ValidateActions(rows []ActionInput) error {
 	var p Problems
 	switch {
@@ -61,7 +64,6 @@ func ValidateActions(rows []ActionInput) error {
 	if p.Len() > 0 {
 		return p.Err()
 	}
-	seen := make(map[string]int, len(rows))
 	for i, r := range rows {
 		f := "actions[" + strconv.Itoa(i) + "]."
 		checkText(&p, f+"tickId", r.TickID, 1, MaxTickIDLen)
@@ -81,24 +83,44 @@ func ValidateActions(rows []ActionInput) error {
 		if r.Seq != nil && (*r.Seq < 0 || *r.Seq > MaxSeq) {
 			p.Add(f+"seq", "must be an integer from 0 to %d", MaxSeq)
 		}
-		idx := i
-		if r.Seq != nil {
-			idx = *r.Seq
-		}
-		id := ActionID(r.TickID, idx, r.ToolName)
-		if j, dup := seen[id]; dup {
-			p.Add(f+"seq", "repeats actions[%d] (same tickId, seq and toolName)", j)
-		}
-		seen[id] = i
 	}
 	return p.Err()
 }
 
-// WriteResult says what a batch did: Written rows were inserted, Duplicates
-// were already stored (a retried batch).
+// WriteResult says what a batch did: Written rows were inserted;
+// Duplicates were already stored (a retried batch) or repeated an earlier
+// row of the same batch, so Written + Duplicates is the batch size.
+// StaleLease: the batch carried a lease token that is not the persona's
+// current lease; its rows were stored all the same, the lease untouched.
 type WriteResult struct {
-	Written    int `bun:"written" json:"written"`
-	Duplicates int `json:"duplicates"`
+	Written    int  `bun:"written" json:"written"`
+	Duplicates int  `json:"duplicates"`
+	StaleLease bool `json:"staleLease,omitempty"`
+}
+
+// WriteOptions go with a batch of actions or feedback.
+type WriteOptions struct {
+	// LeaseToken (the X-Lease-Token header) is the claim's token, if the
+	// runner claimed. Writes never end or change a lease; the token only
+	// tells a current holder's write from a stale one (counted on the tick
+	// and in WriteResult.StaleLease) and keeps the write from marking the
+	// period done (the finish decides that).
+	LeaseToken string
+}
+
+// Validate reports problems with the options.
+func (o WriteOptions) Validate() error {
+	var p Problems
+	checkToken(&p, "leaseToken", o.LeaseToken, false)
+	return p.Err()
+}
+
+// tokenArg is the token as a statement argument (NULL when absent).
+func (o WriteOptions) tokenArg() any {
+	if o.LeaseToken == "" {
+		return nil
+	}
+	return o.LeaseToken
 }
 
 type actionRow struct {
@@ -113,59 +135,91 @@ type actionRow struct {
 }
 
 // InsertActions appends a batch for a persona, idempotently. In one
-// statement it marks the persona active (clearing its lease), inserts the
-// rows that are not there yet, and adds the number really inserted to the
-// persona's hourly activity bucket. Unknown personas are ErrNotFound and
-// nothing is written.
-func (s *Store) InsertActions(ctx context.Context, personaID string, rows []ActionInput) (WriteResult, error) {
+// statement it marks the persona active (and, for a runner that predates
+// ticks, its period done: see WriteOptions), inserts the rows that are not
+// there yet, adds the number really inserted to the persona's hourly
+// activity bucket, and counts a stale token on the batch's ticks. Unknown
+// personas are ErrNotFound and nothing is written.
+func (s *Store) InsertActions(ctx context.Context, personaID string, rows []ActionInput, opts WriteOptions) (WriteResult, error) {
 	if err := ValidateActions(rows); err != nil {
 		return WriteResult{}, err
 	}
-	payload := make([]actionRow, len(rows))
+	if err := opts.Validate(); err != nil {
+		return WriteResult{}, err
+	}
+	payload := make([]actionRow, 0, len(rows))
+	seen := make(map[string]struct{}, len(rows))
 	for i, r := range rows {
 		idx := i
 		if r.Seq != nil {
 			idx = *r.Seq
 		}
-		payload[i] = actionRow{
-			ID: ActionID(r.TickID, idx, r.ToolName), TickID: r.TickID, Seq: r.Seq, ToolName: r.ToolName,
-			InputHash: r.InputHash, Result: r.Result, ErrorMessage: r.ErrorMessage, LatencyMs: r.LatencyMs,
+		id := ActionID(r.TickID, idx, r.ToolName)
+		if _, dup := seen[id]; dup {
+			continue // the first occurrence wins; this one counts as a duplicate
 		}
+		seen[id] = struct{}{}
+		payload = append(payload, actionRow{
+			ID: id, TickID: r.TickID, Seq: r.Seq, ToolName: r.ToolName,
+			InputHash: r.InputHash, Result: r.Result, ErrorMessage: r.ErrorMessage, LatencyMs: r.LatencyMs,
+		})
 	}
 	raw, err := fastjson.Marshal(payload)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("encode actions: %w", err)
 	}
 	now := s.Now()
-	var res struct {
-		Found   int `bun:"found"`
-		Written int `bun:"written"`
-	}
-	err = s.queryRowPrepared(ctx, "insertActions", personaID, now, string(raw), now.Truncate(time.Hour)).Scan(&res.Found, &res.Written)
+	var found, written int
+	var stale bool
+	err = s.queryRowPrepared(ctx, "insertActions", personaID, now, string(raw), now.Truncate(time.Hour), opts.tokenArg()).
+		Scan(&found, &written, &stale)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("insert actions: %w", translate(err))
 	}
-	if res.Found == 0 {
+	if found == 0 {
 		return WriteResult{}, ErrNotFound
 	}
-	return WriteResult{Written: res.Written, Duplicates: len(rows) - res.Written}, nil
+	return WriteResult{Written: written, Duplicates: len(rows) - written, StaleLease: stale}, nil
 }
 
-// insertActionsSQL: ?0 persona id, ?1 now, ?2 rows as JSON, ?3 the hour.
-// The insert reads from the persona update, so the persona row is locked
-// first: batches for one persona are serialised and cannot deadlock.
-const insertActionsSQL = `
-WITH p AS (
-    UPDATE personas.personas
-       SET last_active_at = ?1::timestamptz, lease_owner = NULL, lease_expires_at = NULL
-     WHERE user_id = ?0::text
- RETURNING user_id
-), ins AS (
+// writePersonaCTE is the first step of both write statements: it locks the
+// persona row (so batches for one persona are serialised and cannot
+// deadlock with tick operations, which lock it first too), marks it active,
+// marks its period done when the write is a legacy runner's (no token, no
+// tick record for any of the batch's ticks), and says whether the token is
+// stale. Arguments: ?0 persona id, ?1 now, tok the token's placeholder;
+// it reads the batch's tick ids from the CTE r.
+func writePersonaCTE(tok string) string {
+	return strings.ReplaceAll(`p AS (
+    UPDATE personas.personas AS p
+       SET last_active_at = ?1::timestamptz,
+           last_done_at = CASE WHEN ?tok::text IS NULL AND NOT EXISTS (
+                                    SELECT 1 FROM personas.persona_ticks AS t
+                                     WHERE t.persona_id = p.user_id AND t.tick_id IN (SELECT r.tick_id FROM r))
+                               THEN ?1::timestamptz ELSE p.last_done_at END
+     WHERE p.user_id = ?0::text
+ RETURNING p.user_id,
+           (?tok::text IS NOT NULL AND p.lease_token_hash IS DISTINCT FROM sha256(convert_to(?tok::text, 'UTF8'))) AS stale
+), stale AS (
+    UPDATE personas.persona_ticks AS t
+       SET stale_writes = t.stale_writes + 1
+      FROM p
+     WHERE p.stale AND t.persona_id = p.user_id AND t.tick_id IN (SELECT r.tick_id FROM r)
+)`, "?tok", tok)
+}
+
+// insertActionsSQL: ?0 persona id, ?1 now, ?2 rows as JSON (ids unique),
+// ?3 the hour, ?4 the lease token or NULL. The insert reads from the
+// persona update, so the persona row is locked first.
+var insertActionsSQL = `
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, seq integer, tool_name text,
+                                                     input_hash text, result text, error_message text, latency_ms integer)
+), ` + writePersonaCTE("?4") + `, ins AS (
     INSERT INTO personas.persona_actions
            (id, persona_id, tick_id, seq, tool_name, input_hash, result, error_message, latency_ms, created_at)
     SELECT r.id, p.user_id, r.tick_id, r.seq, r.tool_name, r.input_hash, r.result, r.error_message, r.latency_ms, ?1::timestamptz
-      FROM p, jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, seq integer, tool_name text,
-                                                 input_hash text, result text, error_message text, latency_ms integer)
+      FROM p, r
         ON CONFLICT (persona_id, id) DO NOTHING
  RETURNING 1
 ), n AS (
@@ -175,7 +229,8 @@ WITH p AS (
     SELECT ?0::text, ?3::timestamptz, n.written FROM n WHERE n.written > 0
         ON CONFLICT (persona_id, hour) DO UPDATE SET actions = h.actions + EXCLUDED.actions
 )
-SELECT (SELECT count(*) FROM p) AS found, (SELECT written FROM n) AS written`
+SELECT (SELECT count(*) FROM p) AS found, (SELECT written FROM n) AS written,
+       COALESCE((SELECT stale FROM p), false) AS stale`
 
 // Action is one stored tool call.
 type Action struct {

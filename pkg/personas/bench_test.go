@@ -27,7 +27,7 @@ func BenchmarkInsertActions(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
-			if _, err := s.InsertActions(ctx, fmt.Sprintf("p%02d", i%16), actions(fmt.Sprintf("t%d", i), 20)); err != nil {
+			if _, err := s.InsertActions(ctx, fmt.Sprintf("p%02d", i%16), actions(fmt.Sprintf("t%d", i), 20), personas.WriteOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -45,8 +45,8 @@ func BenchmarkDue(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if due, _, err := s.Due(ctx, ptr(100)); err != nil || len(due) != 100 {
-			b.Fatal(err, len(due))
+		if res, err := s.Due(ctx, ptr(100)); err != nil || len(res.Personas) != 100 {
+			b.Fatal(err, len(res.Personas))
 		}
 	}
 }

@@ -30,6 +30,12 @@ var (
 	// ErrSchemaNotReady: the schema is missing or older than the code. It is
 	// the cause of an Unavailable error.
 	ErrSchemaNotReady = errors.New("database schema not ready")
+	// ErrLeaseLost: the token is not the persona's current lease (another
+	// runner holds it, an operator released it, or it expired). Its code is
+	// Conflict: the edge answers 409 and the runner must stop driving the
+	// persona.
+	ErrLeaseLost = &errs.Error{Code: errs.Conflict, Title: "Lease lost",
+		Message: "this lease token does not hold the persona's lease (released, expired or taken over)"}
 )
 
 // Problems collects input problems (see errs.Problems).

@@ -27,7 +27,9 @@ type FeedbackInput struct {
 // per module per tick.
 func FeedbackID(tickID, module string) string { return tickID + "-" + module }
 
-// ValidateFeedback checks a batch; field names are JSON paths.
+// ValidateFeedback checks a batch; field names are JSON paths. A module
+// rated twice for one tick is valid: the first rating is stored, the others
+// count as duplicates (the runner's batches can repeat a module).
 func ValidateFeedback(rows []FeedbackInput) error {
 	var p Problems
 	switch {
@@ -39,7 +41,6 @@ func ValidateFeedback(rows []FeedbackInput) error {
 	if p.Len() > 0 {
 		return p.Err()
 	}
-	seen := make(map[string]int, len(rows))
 	for i, r := range rows {
 		f := "feedback[" + strconv.Itoa(i) + "]."
 		checkText(&p, f+"tickId", r.TickID, 1, MaxTickIDLen)
@@ -50,11 +51,6 @@ func ValidateFeedback(rows []FeedbackInput) error {
 		if r.Notes != nil {
 			checkText(&p, f+"notes", *r.Notes, 0, MaxNotesLen)
 		}
-		id := FeedbackID(r.TickID, r.Module)
-		if j, dup := seen[id]; dup {
-			p.Add(f+"module", "repeats feedback[%d]: one rating per module per tick", j)
-		}
-		seen[id] = i
 	}
 	return p.Err()
 }
@@ -68,32 +64,40 @@ type feedbackRow struct {
 }
 
 // InsertFeedback stores ratings idempotently and marks the persona active
-// (clearing its lease) in the same statement: a tick that only rated
-// modules no longer leaves the persona due.
-func (s *Store) InsertFeedback(ctx context.Context, personaID string, rows []FeedbackInput) (WriteResult, error) {
+// in the same statement, exactly as InsertActions does (see WriteOptions):
+// a legacy tick that only rated modules does not leave the persona due.
+func (s *Store) InsertFeedback(ctx context.Context, personaID string, rows []FeedbackInput, opts WriteOptions) (WriteResult, error) {
 	if err := ValidateFeedback(rows); err != nil {
 		return WriteResult{}, err
 	}
-	payload := make([]feedbackRow, len(rows))
-	for i, r := range rows {
-		payload[i] = feedbackRow{ID: FeedbackID(r.TickID, r.Module), TickID: r.TickID, Module: r.Module, Rating: r.Rating, Notes: r.Notes}
+	if err := opts.Validate(); err != nil {
+		return WriteResult{}, err
+	}
+	payload := make([]feedbackRow, 0, len(rows))
+	seen := make(map[string]struct{}, len(rows))
+	for _, r := range rows {
+		id := FeedbackID(r.TickID, r.Module)
+		if _, dup := seen[id]; dup {
+			continue // the first rating wins; this one counts as a duplicate
+		}
+		seen[id] = struct{}{}
+		payload = append(payload, feedbackRow{ID: id, TickID: r.TickID, Module: r.Module, Rating: r.Rating, Notes: r.Notes})
 	}
 	raw, err := fastjson.Marshal(payload)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("encode feedback: %w", err)
 	}
-	var res struct {
-		Found   int `bun:"found"`
-		Written int `bun:"written"`
-	}
-	err = s.queryRowPrepared(ctx, "insertFeedback", personaID, s.Now(), string(raw)).Scan(&res.Found, &res.Written)
+	var found, written int
+	var stale bool
+	err = s.queryRowPrepared(ctx, "insertFeedback", personaID, s.Now(), string(raw), opts.tokenArg()).
+		Scan(&found, &written, &stale)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("insert feedback: %w", translate(err))
 	}
-	if res.Found == 0 {
+	if found == 0 {
 		return WriteResult{}, ErrNotFound
 	}
-	return WriteResult{Written: res.Written, Duplicates: len(rows) - res.Written}, nil
+	return WriteResult{Written: written, Duplicates: len(rows) - written, StaleLease: stale}, nil
 }
 
 // ModuleFeedback aggregates one module's ratings for a persona.
@@ -141,19 +145,18 @@ SELECT module, avg(rating)::float8 AS avg_rating, count(*) AS count,
 	return out, nil
 }
 
-// insertFeedbackSQL: ?0 persona id, ?1 now, ?2 rows as JSON. Like actions,
-// the insert reads from the persona update, which therefore runs first.
-const insertFeedbackSQL = `
-WITH p AS (
-    UPDATE personas.personas
-       SET last_active_at = ?1::timestamptz, lease_owner = NULL, lease_expires_at = NULL
-     WHERE user_id = ?0::text
- RETURNING user_id
-), ins AS (
+// insertFeedbackSQL: ?0 persona id, ?1 now, ?2 rows as JSON (ids unique),
+// ?3 the lease token or NULL. Like actions, the insert
+// reads from the persona update, which therefore runs first.
+var insertFeedbackSQL = `
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, module text, rating smallint, notes text)
+), ` + writePersonaCTE("?3") + `, ins AS (
     INSERT INTO personas.persona_feedback (id, persona_id, tick_id, module, rating, notes, created_at)
     SELECT r.id, p.user_id, r.tick_id, r.module, r.rating, r.notes, ?1::timestamptz
-      FROM p, jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, module text, rating smallint, notes text)
+      FROM p, r
         ON CONFLICT (persona_id, id) DO NOTHING
  RETURNING 1
 )
-SELECT (SELECT count(*) FROM p) AS found, (SELECT count(*) FROM ins) AS written`
+SELECT (SELECT count(*) FROM p) AS found, (SELECT count(*) FROM ins) AS written,
+       COALESCE((SELECT stale FROM p), false) AS stale`

@@ -56,10 +56,66 @@ type Persona struct {
 	ModuleMix      map[string]float64 `bun:"module_mix,type:jsonb" json:"moduleMix"`
 	TickCadence    Cadence            `bun:"tick_cadence" json:"tickCadence"`
 	LastActiveAt   *time.Time         `bun:"last_active_at" json:"lastActiveAt"`
-	LeaseOwner     *string            `bun:"lease_owner" json:"leaseOwner,omitempty"`
-	LeaseExpiresAt *time.Time         `bun:"lease_expires_at" json:"leaseExpiresAt,omitempty"`
+	LeaseOwner     *string            `bun:"lease_owner" json:"-"`
+	LeaseExpiresAt *time.Time         `bun:"lease_expires_at" json:"-"`
 	CreatedAt      time.Time          `bun:"created_at" json:"createdAt"`
 	UpdatedAt      time.Time          `bun:"updated_at" json:"updatedAt"`
+
+	// LastDoneAt is when the persona last completed a period (see Due).
+	LastDoneAt          *time.Time `bun:"last_done_at" json:"lastDoneAt"`
+	ConsecutiveFailures int        `bun:"consecutive_failures" json:"consecutiveFailures"`
+	NextAttemptAt       *time.Time `bun:"next_attempt_at" json:"nextAttemptAt"`
+	QuarantinedAt       *time.Time `bun:"quarantined_at" json:"quarantinedAt"`
+	Enabled             bool       `bun:"enabled" json:"enabled"`
+	// OwnTickHour is the tick hour set in the catalog (nil: derived).
+	OwnTickHour        *int        `bun:"tick_hour" json:"-"`
+	AutoTickHour       int         `bun:"auto_tick_hour" json:"-"`
+	LastTickStatus     *TickStatus `bun:"last_tick_status" json:"-"`
+	LastTickFinishedAt *time.Time  `bun:"last_tick_finished_at" json:"-"`
+	LeaseTokenHash     []byte      `bun:"lease_token_hash" json:"-"`
+	LeaseSeconds       *int        `bun:"lease_seconds" json:"-"`
+	LeaseTickID        *string     `bun:"lease_tick_id" json:"-"`
+
+	// Views derived from the columns above when read (see derive).
+	TickHour    int       `bun:"-" json:"tickHour"` // the effective hour, own or derived
+	Quarantined bool      `bun:"-" json:"quarantined"`
+	LastTick    *LastTick `bun:"-" json:"lastTick"`
+	Lease       *Lease    `bun:"-" json:"lease"`
+}
+
+// LastTick is the outcome of a persona's latest finished tick.
+type LastTick struct {
+	Status     TickStatus `json:"status"`
+	FinishedAt *time.Time `json:"finishedAt"`
+}
+
+// Lease is who holds a persona, until when. A lease past ExpiresAt that
+// is still shown has not been swept into a crash yet.
+type Lease struct {
+	RunnerID  string    `json:"runnerId"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	TickID    *string   `json:"tickId,omitempty"`
+}
+
+// derive fills the views of the stored columns.
+func (p *Persona) derive() {
+	p.TickHour = p.AutoTickHour
+	if p.OwnTickHour != nil {
+		p.TickHour = *p.OwnTickHour
+	}
+	p.Quarantined = p.QuarantinedAt != nil
+	p.LastTick = nil
+	if p.LastTickStatus != nil {
+		p.LastTick = &LastTick{Status: *p.LastTickStatus, FinishedAt: p.LastTickFinishedAt}
+	}
+	p.Lease = nil
+	if p.LeaseExpiresAt != nil {
+		l := &Lease{ExpiresAt: *p.LeaseExpiresAt, TickID: p.LeaseTickID}
+		if p.LeaseOwner != nil {
+			l.RunnerID = *p.LeaseOwner
+		}
+		p.Lease = l
+	}
 }
 
 // PersonaInput is what an admin sets on a persona (create or update).
@@ -71,6 +127,10 @@ type PersonaInput struct {
 	SystemPrompt string
 	ModuleMix    map[string]float64
 	TickCadence  Cadence // empty means daily
+	// TickHour is the UTC hour (0–23) from which a daily or weekdays
+	// persona is due each day; nil derives it from the user id
+	// (DefaultTickHour), spreading the fleet over the day.
+	TickHour *int
 }
 
 // Check adds every problem with the persona's own fields to p, by the admin
@@ -88,6 +148,9 @@ func (in *PersonaInput) Check(p *Problems) {
 	checkText(p, "systemPrompt", in.SystemPrompt, 1, MaxSystemPromptLen)
 	if in.TickCadence != "" && !in.TickCadence.Valid() {
 		p.Add("tickCadence", "must be one of daily, weekdays, hourly")
+	}
+	if in.TickHour != nil && (*in.TickHour < 0 || *in.TickHour > 23) {
+		p.Add("tickHour", "must be an integer from 0 to 23")
 	}
 	if len(in.ModuleMix) == 0 {
 		p.Add("moduleMix", "must name at least one module")
@@ -129,8 +192,8 @@ func checkText(p *Problems, field, v string, minLen, maxLen int) {
 }
 
 // UpsertPersona creates the persona or updates it in place (keyed by
-// user id) and reports whether it was created. Activity, leases and
-// created_at survive an update. An email already used by another persona
+// user id) and reports whether it was created. Activity, leases, the
+// failure state, enabled and created_at survive an update. An email already used by another persona
 // is ErrConflict.
 func (s *Store) UpsertPersona(ctx context.Context, in PersonaInput) (created bool, err error) {
 	if err := in.Validate(); err != nil {
@@ -147,17 +210,18 @@ func (s *Store) UpsertPersona(ctx context.Context, in PersonaInput) (created boo
 	now := s.Now()
 	err = s.db.NewRaw(`
 INSERT INTO personas.personas AS p
-       (user_id, email, name, archetype, system_prompt, module_mix, tick_cadence, created_at, updated_at)
-VALUES (?0, ?1, ?2, ?3, ?4, ?5::jsonb, ?6, ?7, ?7)
+       (user_id, email, name, archetype, system_prompt, module_mix, tick_cadence, tick_hour, created_at, updated_at)
+VALUES (?0, ?1, ?2, ?3, ?4, ?5::jsonb, ?6, ?8::smallint, ?7, ?7)
 ON CONFLICT (user_id) DO UPDATE
    SET email = EXCLUDED.email, name = EXCLUDED.name, archetype = EXCLUDED.archetype,
        system_prompt = EXCLUDED.system_prompt, module_mix = EXCLUDED.module_mix,
-       tick_cadence = EXCLUDED.tick_cadence, updated_at = EXCLUDED.updated_at
- WHERE (p.email, p.name, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence)
+       tick_cadence = EXCLUDED.tick_cadence, tick_hour = EXCLUDED.tick_hour, updated_at = EXCLUDED.updated_at
+ WHERE (p.email, p.name, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence, p.tick_hour)
        IS DISTINCT FROM
-       (EXCLUDED.email, EXCLUDED.name, EXCLUDED.archetype, EXCLUDED.system_prompt, EXCLUDED.module_mix, EXCLUDED.tick_cadence)
+       (EXCLUDED.email, EXCLUDED.name, EXCLUDED.archetype, EXCLUDED.system_prompt, EXCLUDED.module_mix,
+        EXCLUDED.tick_cadence, EXCLUDED.tick_hour)
 RETURNING (xmax = 0) AS created`,
-		in.UserID, in.Email, in.Name, in.Archetype, in.SystemPrompt, string(mix), string(cadence), now,
+		in.UserID, in.Email, in.Name, in.Archetype, in.SystemPrompt, string(mix), string(cadence), now, in.TickHour,
 	).Scan(ctx, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The row exists and already says all this: nothing to change, and
@@ -176,6 +240,7 @@ func (s *Store) GetPersona(ctx context.Context, userID string) (*Persona, error)
 	if err := s.db.NewSelect().Model(p).Where("user_id = ?", userID).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("get persona: %w", translate(err))
 	}
+	p.derive()
 	return p, nil
 }
 
@@ -303,6 +368,9 @@ func (s *Store) ListPersonas(ctx context.Context, f ListFilter) (items []Persona
 	}
 	if items == nil {
 		items = []PersonaSummary{}
+	}
+	for i := range items {
+		items[i].derive()
 	}
 	if f.Limit > 0 && len(items) > f.Limit {
 		items = items[:f.Limit]

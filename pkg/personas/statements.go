@@ -21,6 +21,7 @@ var prepared = func() map[string]string {
 	for name, q := range map[string]string{
 		"due":            dueSQL,
 		"claim":          claimSQL,
+		"sweep":          sweepSQL,
 		"insertActions":  insertActionsSQL,
 		"insertFeedback": insertFeedbackSQL,
 	} {
@@ -41,7 +42,7 @@ func toPostgresPlaceholders(q string) string {
 // Statement returns the SQL of one of the store's hot statements exactly as
 // the store sends it ($1, $2, ... placeholders), so benchmarks can run the
 // same SQL straight against PostgreSQL and tests can check its plan. Names:
-// "due", "claim", "insertActions", "insertFeedback".
+// "due", "claim", "sweep", "insertActions", "insertFeedback".
 func Statement(name string) (string, bool) {
 	q, ok := prepared[name]
 	return q, ok

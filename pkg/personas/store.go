@@ -16,7 +16,17 @@ import (
 type Store struct {
 	db  *bun.DB
 	now func() time.Time
+
+	backoffMin      time.Duration
+	backoffMax      time.Duration // 0: the cadence's period
+	quarantineAfter int
 }
+
+// Defaults of the failure policy (see WithBackoff, WithQuarantineAfter).
+const (
+	DefaultBackoffMin      = time.Minute
+	DefaultQuarantineAfter = 5
+)
 
 // Option configures a Store.
 type Option func(*Store)
@@ -26,6 +36,33 @@ type Option func(*Store)
 // tests can move time without sleeping.
 func WithClock(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
+}
+
+// WithBackoff sets the delay after a failed tick: min after the first
+// consecutive failure, doubling with each further one, capped at max (0
+// means the persona's cadence period: one hour or one day). Non-positive
+// min keeps DefaultBackoffMin.
+func WithBackoff(minDelay, maxDelay time.Duration) Option {
+	return func(s *Store) {
+		if minDelay > 0 {
+			s.backoffMin = minDelay
+		}
+		if maxDelay > 0 {
+			s.backoffMax = max(maxDelay, s.backoffMin)
+		} else {
+			s.backoffMax = 0
+		}
+	}
+}
+
+// WithQuarantineAfter sets how many consecutive failures quarantine a
+// persona (n < 1 keeps DefaultQuarantineAfter).
+func WithQuarantineAfter(n int) Option {
+	return func(s *Store) {
+		if n >= 1 {
+			s.quarantineAfter = n
+		}
+	}
 }
 
 // PoolConfig bounds the connection pool.
@@ -72,7 +109,7 @@ func OpenDB(dsn string, pc PoolConfig) (*bun.DB, error) {
 
 // New returns a store over db.
 func New(db *bun.DB, opts ...Option) *Store {
-	s := &Store{db: db, now: time.Now}
+	s := &Store{db: db, now: time.Now, backoffMin: DefaultBackoffMin, quarantineAfter: DefaultQuarantineAfter}
 	for _, o := range opts {
 		o(s)
 	}
@@ -106,4 +143,9 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 		return SchemaError(fmt.Sprintf("database schema is at version %d, this binary needs %d", v, want))
 	}
 	return nil
+}
+
+// InTx runs fn in a transaction, committed when fn returns nil.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return translate(s.db.RunInTx(ctx, nil, fn))
 }

@@ -37,6 +37,16 @@ func persona(id string, cadence personas.Cadence) personas.PersonaInput {
 	}
 }
 
+// createPersonaAt creates a persona with its own tick hour.
+func createPersonaAt(t *testing.T, s *personas.Store, id string, cadence personas.Cadence, tickHour int) {
+	t.Helper()
+	in := persona(id, cadence)
+	in.TickHour = &tickHour
+	created, err := s.UpsertPersona(context.Background(), in)
+	require.NoError(t, err)
+	require.True(t, created)
+}
+
 func createPersona(t *testing.T, s *personas.Store, id string, cadence personas.Cadence) {
 	t.Helper()
 	created, err := s.UpsertPersona(context.Background(), persona(id, cadence))
@@ -54,10 +64,10 @@ func actions(tick string, n int) []personas.ActionInput {
 
 func dueIDs(t *testing.T, s *personas.Store) []string {
 	t.Helper()
-	due, _, err := s.Due(context.Background(), nil)
+	res, err := s.Due(context.Background(), nil)
 	require.NoError(t, err)
-	ids := make([]string, len(due))
-	for i, d := range due {
+	ids := make([]string, len(res.Personas))
+	for i, d := range res.Personas {
 		ids[i] = d.UserID
 	}
 	return ids
@@ -107,7 +117,7 @@ func TestMigrate(t *testing.T) {
 		for _, m := range ms {
 			require.NotContains(t, m.SQL, "?", "%s: bun would read ? as a placeholder", m.Name)
 		}
-		for _, name := range []string{"due", "claim", "insertActions", "insertFeedback"} {
+		for _, name := range []string{"due", "claim", "sweep", "insertActions", "insertFeedback"} {
 			q, ok := personas.Statement(name)
 			require.True(t, ok)
 			require.NotContains(t, q, "?", name)
@@ -119,35 +129,41 @@ func TestDueRules(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
+	// The persona's tick hour is 10; monday is 12:00. idle is how long
+	// before now the persona last did a (legacy) write; 0 = never.
+	friday := monday.AddDate(0, 0, 4)
 	cases := []struct {
 		name    string
 		cadence personas.Cadence
-		now     time.Time     // when /due is asked
-		idle    time.Duration // how long ago the persona was last active; 0 = never
+		now     time.Time
+		idle    time.Duration
 		due     bool
 	}{
 		{"HourlyNeverActive", personas.CadenceHourly, monday, 0, true},
-		{"HourlyJustUnderAnHour", personas.CadenceHourly, monday, time.Hour - time.Microsecond, false},
-		{"HourlyExactlyAnHour", personas.CadenceHourly, monday, time.Hour, true},
-		{"DailyAfterAnHour", personas.CadenceDaily, monday, 2 * time.Hour, false},
-		{"DailyJustUnder24h", personas.CadenceDaily, monday, 24*time.Hour - time.Microsecond, false},
-		{"DailyExactly24h", personas.CadenceDaily, monday, 24 * time.Hour, true},
-		{"WeekdaysMonday24h", personas.CadenceWeekdays, monday, 24 * time.Hour, true},
+		{"HourlyEarlierThisHour", personas.CadenceHourly, monday.Add(59 * time.Minute), 59 * time.Minute, false},
+		{"HourlyPreviousHour", personas.CadenceHourly, monday, time.Microsecond, true},
+		{"DailyNeverActive", personas.CadenceDaily, monday, 0, true},
+		{"DailyEarlierToday", personas.CadenceDaily, monday, 11 * time.Hour, false},
+		{"DailyYesterdayAfterTickHour", personas.CadenceDaily, monday, 13 * time.Hour, true},
+		{"DailyYesterdayBeforeTickHour", personas.CadenceDaily, monday.Add(-3*time.Hour - time.Microsecond), 12 * time.Hour, false},
+		{"DailyYesterdayAtTickHour", personas.CadenceDaily, monday.Add(-2 * time.Hour), 11 * time.Hour, true},
+		{"DailyLessThan24hAgoButYesterday", personas.CadenceDaily, monday, 20 * time.Hour, true},
+		{"WeekdaysMondayFromFriday", personas.CadenceWeekdays, monday, 72 * time.Hour, true},
 		{"WeekdaysMondayNever", personas.CadenceWeekdays, monday, 0, true},
 		{"WeekdaysSaturdayNever", personas.CadenceWeekdays, monday.AddDate(0, 0, 5), 0, false},
 		{"WeekdaysSunday48h", personas.CadenceWeekdays, monday.AddDate(0, 0, 6), 48 * time.Hour, false},
-		{"WeekdaysFriday23h59", personas.CadenceWeekdays, monday.AddDate(0, 0, 4).Add(11*time.Hour + 59*time.Minute), 30 * time.Hour, true},
-		{"WeekdaysSaturdayMidnight", personas.CadenceWeekdays, monday.AddDate(0, 0, 5).Add(-12 * time.Hour), 30 * time.Hour, false},
+		{"WeekdaysFriday23h59", personas.CadenceWeekdays, friday.Add(11*time.Hour + 59*time.Minute), 30 * time.Hour, true},
+		{"WeekdaysSaturdayMidnight", personas.CadenceWeekdays, friday.Add(12 * time.Hour), 30 * time.Hour, false},
 		{"DailySaturday", personas.CadenceDaily, monday.AddDate(0, 0, 5), 0, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			createPersona(t, b.store, "p1", tc.cadence)
+			createPersonaAt(t, b.store, "p1", tc.cadence, 10)
 			if tc.idle > 0 {
 				b.clock.Set(tc.now.Add(-tc.idle))
-				_, err := b.store.InsertActions(ctx, "p1", actions("tick", 1))
+				_, err := b.store.InsertActions(ctx, "p1", actions("tick", 1), personas.WriteOptions{})
 				require.NoError(t, err)
 			}
 			b.clock.Set(tc.now)
@@ -167,18 +183,20 @@ func TestDueRules(t *testing.T) {
 			createPersona(t, b.store, id, personas.CadenceHourly)
 		}
 		b.clock.Set(monday.Add(-3 * time.Hour))
-		_, err := b.store.InsertFeedback(ctx, "c", []personas.FeedbackInput{{TickID: "t", Module: "todo", Rating: 3}})
+		_, err := b.store.InsertFeedback(ctx, "c", []personas.FeedbackInput{{TickID: "t", Module: "todo", Rating: 3}}, personas.WriteOptions{})
 		require.NoError(t, err)
 		b.clock.Set(monday.Add(-5 * time.Hour))
-		_, err = b.store.InsertActions(ctx, "a", actions("t", 1))
+		_, err = b.store.InsertActions(ctx, "a", actions("t", 1), personas.WriteOptions{})
 		require.NoError(t, err)
 		b.clock.Set(monday)
 		require.Equal(t, []string{"b", "d", "a", "c"}, dueIDs(t, b.store))
 
-		due, serverTime, err := b.store.Due(ctx, nil)
+		res, err := b.store.Due(ctx, nil)
 		require.NoError(t, err)
-		require.Nil(t, due[0].LastActiveAt)
-		require.Equal(t, monday, serverTime)
+		require.Nil(t, res.Personas[0].LastActiveAt)
+		require.Equal(t, 1, res.Personas[0].Attempt)
+		require.Equal(t, monday, res.ServerTime)
+		require.False(t, res.Paused)
 	})
 
 	t.Run("Limit", func(t *testing.T) {
@@ -187,10 +205,10 @@ func TestDueRules(t *testing.T) {
 		for i := range 5 {
 			createPersona(t, b.store, fmt.Sprintf("p%d", i), personas.CadenceDaily)
 		}
-		due, _, err := b.store.Due(ctx, ptr(2))
+		res, err := b.store.Due(ctx, ptr(2))
 		require.NoError(t, err)
-		require.Len(t, due, 2)
-		_, _, err = b.store.Due(ctx, ptr(personas.MaxDueLimit+1))
+		require.Len(t, res.Personas, 2)
+		_, err = b.store.Due(ctx, ptr(personas.MaxDueLimit+1))
 		var ve *errs.Error
 		require.ErrorAs(t, err, &ve)
 	})
@@ -204,32 +222,48 @@ func TestClaim(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		createPersona(t, b.store, "p1", personas.CadenceDaily)
-		got, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r1", Limit: ptr(5), LeaseSeconds: ptr(60)})
+		res, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r1", Limit: ptr(5), LeaseSeconds: ptr(int((time.Minute).Seconds()))})
 		require.NoError(t, err)
+		got := res.Personas
 		require.Len(t, got, 1)
 		require.True(t, monday.Add(time.Minute).Equal(*got[0].LeaseExpiresAt))
+		require.Len(t, got[0].LeaseToken, 22, "128 random bits, base64url")
+		require.Equal(t, 1, got[0].Attempt)
 		require.Empty(t, dueIDs(t, b.store))
-		again, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r2"})
+		again, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r2"})
 		require.NoError(t, err)
-		require.Empty(t, again)
+		require.Empty(t, again.Personas)
 
 		b.clock.Advance(time.Minute)
-		require.Equal(t, []string{"p1"}, dueIDs(t, b.store), "lease ran out")
+		require.Empty(t, dueIDs(t, b.store), "the lapsed lease is a crash: backing off")
+		p, err := b.store.GetPersona(ctx, "p1")
+		require.NoError(t, err)
+		require.Equal(t, 1, p.ConsecutiveFailures)
+		require.Nil(t, p.Lease)
+		b.clock.Advance(personas.DefaultBackoffMin)
+		require.Equal(t, []string{"p1"}, dueIDs(t, b.store), "due again after the backoff")
 	})
 
-	t.Run("ActivityEndsLease", func(t *testing.T) {
+	t.Run("WritesNeverEndLeases", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		createPersona(t, b.store, "p1", personas.CadenceHourly)
-		_, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r1", LeaseSeconds: ptr(5 * 3600)})
+		res, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r1", LeaseSeconds: ptr(int((5 * time.Hour).Seconds()))})
 		require.NoError(t, err)
-		_, err = b.store.InsertActions(ctx, "p1", actions("t1", 2))
+		token := res.Personas[0].LeaseToken
+		w, err := b.store.InsertActions(ctx, "p1", actions("t1", 2), personas.WriteOptions{})
 		require.NoError(t, err)
-		b.clock.Advance(time.Hour)
-		require.Equal(t, []string{"p1"}, dueIDs(t, b.store), "due again after the cadence, lease cleared")
+		require.False(t, w.StaleLease, "no token is not stale")
+		w, err = b.store.InsertActions(ctx, "p1", actions("t2", 2), personas.WriteOptions{LeaseToken: token})
+		require.NoError(t, err)
+		require.False(t, w.StaleLease)
 		p, err := b.store.GetPersona(ctx, "p1")
 		require.NoError(t, err)
-		require.Nil(t, p.LeaseOwner)
+		require.NotNil(t, p.Lease)
+		require.Equal(t, "r1", p.Lease.RunnerID)
+		require.NotNil(t, p.LastActiveAt)
+		b.clock.Advance(time.Hour)
+		require.Empty(t, dueIDs(t, b.store), "still leased")
 	})
 
 	t.Run("ConcurrentClaimersNeverShare", func(t *testing.T) {
@@ -251,11 +285,12 @@ func TestClaim(t *testing.T) {
 			wg.Go(func() {
 				runner := fmt.Sprintf("runner-%d", r)
 				for {
-					got, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: runner, Limit: ptr(7)})
+					res, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: runner, Limit: ptr(7)})
 					if err != nil {
 						failures <- err
 						return
 					}
+					got := res.Personas
 					if len(got) == 0 {
 						return
 					}
@@ -281,7 +316,7 @@ func TestClaim(t *testing.T) {
 	t.Run("Validation", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		_, _, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "", Limit: ptr(1000), LeaseSeconds: ptr(1)})
+		_, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "", Limit: ptr(1000), LeaseSeconds: ptr(int((time.Second).Seconds()))})
 		var ve *errs.Error
 		require.ErrorAs(t, err, &ve)
 		require.Len(t, ve.Details, 3)
@@ -296,10 +331,10 @@ func TestInsertActions(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		createPersona(t, b.store, "p1", personas.CadenceDaily)
-		res, err := b.store.InsertActions(ctx, "p1", actions("t1", 20))
+		res, err := b.store.InsertActions(ctx, "p1", actions("t1", 20), personas.WriteOptions{})
 		require.NoError(t, err)
 		require.Equal(t, personas.WriteResult{Written: 20}, res)
-		res, err = b.store.InsertActions(ctx, "p1", actions("t1", 20))
+		res, err = b.store.InsertActions(ctx, "p1", actions("t1", 20), personas.WriteOptions{})
 		require.NoError(t, err)
 		require.Equal(t, personas.WriteResult{Written: 0, Duplicates: 20}, res)
 		n, err := b.store.Actions7d(ctx, "p1")
@@ -310,7 +345,7 @@ func TestInsertActions(t *testing.T) {
 	t.Run("UnknownPersonaWritesNothing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		_, err := b.store.InsertActions(ctx, "nobody", actions("t1", 3))
+		_, err := b.store.InsertActions(ctx, "nobody", actions("t1", 3), personas.WriteOptions{})
 		require.ErrorIs(t, err, personas.ErrNotFound)
 		var count int
 		require.NoError(t, b.store.DB().NewRaw(`SELECT count(*) FROM personas.persona_actions`).Scan(ctx, &count))
@@ -326,9 +361,9 @@ func TestInsertActions(t *testing.T) {
 			s1, s2 := i, i+3
 			first[i].Seq, second[i].Seq = &s1, &s2
 		}
-		_, err := b.store.InsertActions(ctx, "p1", first)
+		_, err := b.store.InsertActions(ctx, "p1", first, personas.WriteOptions{})
 		require.NoError(t, err)
-		res, err := b.store.InsertActions(ctx, "p1", second)
+		res, err := b.store.InsertActions(ctx, "p1", second, personas.WriteOptions{})
 		require.NoError(t, err)
 		require.Equal(t, 3, res.Written)
 		recent, err := b.store.RecentActions(ctx, "p1", 20)
@@ -346,7 +381,7 @@ func TestInsertActions(t *testing.T) {
 		failures := make([]error, 50)
 		for i := range 50 {
 			wg.Go(func() {
-				res, err := b.store.InsertActions(ctx, "p1", actions("t1", 10))
+				res, err := b.store.InsertActions(ctx, "p1", actions("t1", 10), personas.WriteOptions{})
 				written[i], failures[i] = res.Written, err
 			})
 		}
@@ -366,7 +401,6 @@ func TestInsertActions(t *testing.T) {
 		t.Parallel()
 		long := strings.Repeat("x", personas.MaxErrorMessageLen+1)
 		neg := -1
-		seq := 1
 		cases := map[string]struct {
 			rows  []personas.ActionInput
 			field string
@@ -377,9 +411,7 @@ func TestInsertActions(t *testing.T) {
 			"BadResult":       {[]personas.ActionInput{{TickID: "t", ToolName: "x", Result: "maybe"}}, "actions[0].result"},
 			"LongError":       {[]personas.ActionInput{{TickID: "t", ToolName: "x", Result: "error", ErrorMessage: &long}}, "actions[0].errorMessage"},
 			"NegativeLatency": {[]personas.ActionInput{{TickID: "t", ToolName: "x", Result: "ok", LatencyMs: &neg}}, "actions[0].latencyMs"},
-			"DuplicateSeq": {[]personas.ActionInput{
-				{TickID: "t", ToolName: "x", Result: "ok", Seq: &seq}, {TickID: "t", ToolName: "x", Result: "ok", Seq: &seq},
-			}, "actions[1].seq"},
+			"NegativeSeq":     {[]personas.ActionInput{{TickID: "t", ToolName: "x", Result: "ok", Seq: &neg}}, "actions[0].seq"},
 		}
 		for name, tc := range cases {
 			t.Run(name, func(t *testing.T) {
@@ -405,7 +437,7 @@ func TestFeedback(t *testing.T) {
 			_, err := b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{
 				{TickID: fmt.Sprintf("t%d", i), Module: "todo", Rating: r},
 				{TickID: fmt.Sprintf("t%d", i), Module: "journal", Rating: 2},
-			})
+			}, personas.WriteOptions{})
 			require.NoError(t, err)
 			b.clock.Advance(time.Minute)
 		}
@@ -425,11 +457,11 @@ func TestFeedback(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		createPersona(t, b.store, "p1", personas.CadenceDaily)
-		res, err := b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: "t", Module: "todo", Rating: 3}})
+		res, err := b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: "t", Module: "todo", Rating: 3}}, personas.WriteOptions{})
 		require.NoError(t, err)
 		require.Equal(t, 1, res.Written)
 		require.Empty(t, dueIDs(t, b.store))
-		res, err = b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: "t", Module: "todo", Rating: 3}})
+		res, err = b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: "t", Module: "todo", Rating: 3}}, personas.WriteOptions{})
 		require.NoError(t, err)
 		require.Equal(t, personas.WriteResult{Duplicates: 1}, res)
 	})
@@ -458,7 +490,7 @@ func TestListPersonas(t *testing.T) {
 			{6 * 24 * time.Hour, 64}, // yesterday
 		} {
 			b.clock.Set(weekAgo.Add(at.offset))
-			_, err := b.store.InsertActions(ctx, "p1", actions(fmt.Sprintf("t%d", at.n), at.n))
+			_, err := b.store.InsertActions(ctx, "p1", actions(fmt.Sprintf("t%d", at.n), at.n), personas.WriteOptions{})
 			require.NoError(t, err)
 		}
 		b.clock.Set(now)
@@ -479,10 +511,10 @@ func TestListPersonas(t *testing.T) {
 		createPersona(t, b.store, "p1", personas.CadenceDaily)
 		createPersona(t, b.store, "p2", personas.CadenceDaily)
 		for _, id := range []string{"p1", "p2"} {
-			res, err := b.store.InsertActions(ctx, id, actions("shared-tick", 3))
+			res, err := b.store.InsertActions(ctx, id, actions("shared-tick", 3), personas.WriteOptions{})
 			require.NoError(t, err)
 			require.Equal(t, personas.WriteResult{Written: 3}, res, id)
-			fb, err := b.store.InsertFeedback(ctx, id, []personas.FeedbackInput{{TickID: "shared-tick", Module: "todo", Rating: 4}})
+			fb, err := b.store.InsertFeedback(ctx, id, []personas.FeedbackInput{{TickID: "shared-tick", Module: "todo", Rating: 4}}, personas.WriteOptions{})
 			require.NoError(t, err)
 			require.Equal(t, personas.WriteResult{Written: 1}, fb, id)
 			n, err := b.store.Actions7d(ctx, id)
@@ -545,7 +577,7 @@ func TestListPersonas(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		createPersona(t, b.store, "p1", personas.CadenceDaily)
-		_, err := b.store.InsertActions(ctx, "p1", actions("t", 1))
+		_, err := b.store.InsertActions(ctx, "p1", actions("t", 1), personas.WriteOptions{})
 		require.NoError(t, err)
 		in := persona("p1", personas.CadenceHourly)
 		created, err := b.store.UpsertPersona(ctx, in)
@@ -566,7 +598,7 @@ func TestListPersonas(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		createPersona(t, b.store, "p1", personas.CadenceDaily)
-		_, err := b.store.InsertActions(ctx, "p1", actions("t", 2))
+		_, err := b.store.InsertActions(ctx, "p1", actions("t", 2), personas.WriteOptions{})
 		require.NoError(t, err)
 		require.NoError(t, b.store.DeletePersona(ctx, "p1"))
 		require.ErrorIs(t, b.store.DeletePersona(ctx, "p1"), personas.ErrNotFound)
@@ -583,18 +615,18 @@ func TestDuePlanUsesIndex(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	_, err := b.store.DB().ExecContext(ctx, `
-INSERT INTO personas.personas (user_id, email, archetype, system_prompt, module_mix, tick_cadence, last_active_at)
-SELECT 'u' || i, 'persona.u' || i || '@mana.test', 'x', repeat('p', 300), '{"todo":1}', 'daily',
-       CASE WHEN i <= 1000 THEN NULL ELSE now() - (i % 600) * interval '1 minute' END
-  FROM generate_series(1, 20000) AS i;
+INSERT INTO personas.personas (user_id, email, archetype, system_prompt, module_mix, tick_cadence, last_active_at, last_done_at)
+SELECT 'u' || i, 'persona.u' || i || '@mana.test', 'x', repeat('p', 300), '{"todo":1}', 'daily', t, t
+  FROM generate_series(1, 20000) AS i,
+       LATERAL (SELECT CASE WHEN i <= 1000 THEN NULL ELSE now() - (i % 600) * interval '1 minute' END AS t) AS x;
 ANALYZE personas.personas`)
 	require.NoError(t, err)
 	for _, name := range []string{"due", "claim"} {
 		sql, ok := personas.Statement(name)
 		require.True(t, ok)
-		args := []any{monday, monday.Add(-time.Hour), monday.Add(-24 * time.Hour), true, 100}
+		args := []any{monday, monday.Truncate(time.Hour), monday.Truncate(24 * time.Hour), monday.Hour(), true, 100}
 		if name == "claim" {
-			args = append(args, "r", monday)
+			args = append(args, "r", monday, []string{"a", "b"}, 60)
 		}
 		rows, err := b.store.DB().DB.QueryContext(ctx, "EXPLAIN "+sql, args...)
 		require.NoError(t, err)

@@ -45,9 +45,9 @@ func TestAdminClient(t *testing.T) {
 	other, err := admin.UpsertPersona(ctx, req)
 	require.NoError(t, err)
 
-	_, err = b.store.InsertActions(ctx, res.UserID, []personas.ActionInput{{TickID: "t1", ToolName: "notes.create", Result: personas.ResultOK}})
+	_, err = b.store.InsertActions(ctx, res.UserID, []personas.ActionInput{{TickID: "t1", ToolName: "notes.create", Result: personas.ResultOK}}, personas.WriteOptions{})
 	require.NoError(t, err)
-	_, err = b.store.InsertFeedback(ctx, res.UserID, []personas.FeedbackInput{{TickID: "t1", Module: "notes", Rating: 4}})
+	_, err = b.store.InsertFeedback(ctx, res.UserID, []personas.FeedbackInput{{TickID: "t1", Module: "notes", Rating: 4}}, personas.WriteOptions{})
 	require.NoError(t, err)
 
 	page, err := admin.ListPersonas(ctx, adminclient.ListOptions{})

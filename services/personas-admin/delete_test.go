@@ -20,7 +20,7 @@ func TestDelete(t *testing.T) {
 		b := setup(t)
 		ctx := context.Background()
 		res := b.upsert(t, "persona.paul@mana.test", nil)
-		_, err := b.store.InsertActions(ctx, res.UserID, []personas.ActionInput{{TickID: "t1", ToolName: "x", Result: personas.ResultOK}})
+		_, err := b.store.InsertActions(ctx, res.UserID, []personas.ActionInput{{TickID: "t1", ToolName: "x", Result: personas.ResultOK}}, personas.WriteOptions{})
 		require.NoError(t, err)
 
 		status, body := b.call(t, http.MethodDelete, apiPath+"/"+res.UserID, "")

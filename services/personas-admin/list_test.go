@@ -167,7 +167,7 @@ func TestActivity(t *testing.T) {
 			for i := range rows {
 				rows[i] = personas.ActionInput{TickID: tick, ToolName: fmt.Sprintf("tool%d", i), Result: personas.ResultOK}
 			}
-			_, err := b.store.InsertActions(ctx, "p1", rows)
+			_, err := b.store.InsertActions(ctx, "p1", rows, personas.WriteOptions{})
 			require.NoError(t, err)
 		}
 		write("day0", 3) // 12:00 on day 0
@@ -212,7 +212,7 @@ func TestActivity(t *testing.T) {
 			if i == 24 {
 				row.InputHash, row.Result, row.ErrorMessage, row.LatencyMs = &hash, personas.ResultError, &msg, &latency
 			}
-			_, err := b.store.InsertActions(ctx, "p1", []personas.ActionInput{row})
+			_, err := b.store.InsertActions(ctx, "p1", []personas.ActionInput{row}, personas.WriteOptions{})
 			require.NoError(t, err)
 			b.clock.Advance(time.Second)
 		}
@@ -223,7 +223,7 @@ func TestActivity(t *testing.T) {
 			rating int
 		}{{"todo", 5}, {"todo", 4}, {"notes", 2}, {"todo", 4}, {"notes", 3}, {"todo", 1}}
 		for i, r := range ratings {
-			_, err := b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: fmt.Sprintf("t%d", i), Module: r.module, Rating: r.rating}})
+			_, err := b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: fmt.Sprintf("t%d", i), Module: r.module, Rating: r.rating}}, personas.WriteOptions{})
 			require.NoError(t, err)
 			b.clock.Advance(time.Minute)
 		}

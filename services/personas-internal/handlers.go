@@ -19,14 +19,17 @@ type handlers struct {
 	metrics *rowMetrics
 }
 
-// dueResponse is the /due and claim body. LeaseExpiresAt is set by claims.
+// dueResponse is the /due and claim body. LeaseExpiresAt is set by claims
+// (each persona also carries its own); Paused when the fleet is paused.
 type dueResponse struct {
 	Personas       []personas.DuePersona `json:"personas"`
 	ServerTime     string                `json:"serverTime"`
+	Paused         bool                  `json:"paused,omitempty"`
 	LeaseExpiresAt *string               `json:"leaseExpiresAt,omitempty"`
 }
 
-func newDueResponse(list []personas.DuePersona, now time.Time) dueResponse {
+func newDueResponse(res personas.DueResult) dueResponse {
+	list := res.Personas
 	for i := range list {
 		if t := list[i].LastActiveAt; t != nil {
 			u := t.UTC()
@@ -37,7 +40,7 @@ func newDueResponse(list []personas.DuePersona, now time.Time) dueResponse {
 			list[i].LeaseExpiresAt = &u
 		}
 	}
-	return dueResponse{Personas: list, ServerTime: edge.ISOTime(now)}
+	return dueResponse{Personas: list, ServerTime: edge.ISOTime(res.ServerTime), Paused: res.Paused}
 }
 
 // GET /due?limit=N
@@ -47,11 +50,11 @@ func (h *handlers) listDue(c echo.Context) error {
 	if err := p.Err(); err != nil {
 		return err
 	}
-	list, now, err := h.store.Due(c.Request().Context(), limit)
+	res, err := h.store.Due(c.Request().Context(), limit)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newDueResponse(list, now))
+	return c.JSON(http.StatusOK, newDueResponse(res))
 }
 
 // POST /due/claim {"runnerId","limit","leaseSeconds"}
@@ -79,13 +82,15 @@ func (h *handlers) claim(c echo.Context) error {
 	if p.Len() > 0 {
 		return invalid(&p, req.Validate())
 	}
-	list, now, err := h.store.Claim(c.Request().Context(), req)
+	res, err := h.store.Claim(c.Request().Context(), req)
 	if err != nil {
 		return err
 	}
-	resp := newDueResponse(list, now)
-	until := edge.ISOTime(now.Add(req.Lease()))
-	resp.LeaseExpiresAt = &until
+	resp := newDueResponse(res)
+	if !res.Paused {
+		until := edge.ISOTime(res.ServerTime.Add(req.Lease().Truncate(time.Second)))
+		resp.LeaseExpiresAt = &until
+	}
 	return c.JSON(http.StatusOK, resp)
 }
 
@@ -105,7 +110,7 @@ func (h *handlers) postActions(c echo.Context) error {
 	if p.Len() > 0 {
 		return invalid(&p, personas.ValidateActions(rows))
 	}
-	res, err := h.store.InsertActions(c.Request().Context(), c.Param("id"), rows)
+	res, err := h.store.InsertActions(c.Request().Context(), c.Param("id"), rows, writeOptions(c))
 	if err != nil {
 		return err
 	}
@@ -171,7 +176,7 @@ func (h *handlers) postFeedback(c echo.Context) error {
 	if p.Len() > 0 {
 		return invalid(&p, personas.ValidateFeedback(rows))
 	}
-	res, err := h.store.InsertFeedback(c.Request().Context(), c.Param("id"), rows)
+	res, err := h.store.InsertFeedback(c.Request().Context(), c.Param("id"), rows, writeOptions(c))
 	if err != nil {
 		return err
 	}
@@ -222,6 +227,15 @@ func readFeedback(r *jsondec.Reader, p *errs.Problems) []personas.FeedbackInput 
 	}
 	return rows
 }
+
+// writeOptions reads the optional X-Lease-Token header of a write.
+func writeOptions(c echo.Context) personas.WriteOptions {
+	return personas.WriteOptions{LeaseToken: c.Request().Header.Get(headerLeaseToken)}
+}
+
+// headerLeaseToken carries the claim's lease token on tick starts, writes
+// and finishes (optional: runners that predate leases send none).
+const headerLeaseToken = "X-Lease-Token"
 
 // invalid answers a request whose decoding found problems: those, plus
 // every problem validation finds in the fields that did decode.
