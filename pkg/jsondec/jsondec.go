@@ -41,6 +41,10 @@
 //		} // other keys are skipped
 //	})
 //	if err := d.End(); err != nil { ... } // malformed JSON, read error, ErrStopped
+//	if err := p.Err(); err != nil { ... } // field problems
+//
+// End's error comes first: after a terminal error the problems collected so
+// far may be incomplete. A Reader is for one goroutine and one document.
 package jsondec
 
 import (
@@ -455,7 +459,9 @@ func (d *Reader) Skip() {
 }
 
 // End finishes the document: it skips the top-level value if it was not
-// read, and checks that only whitespace follows it. It returns Err().
+// read, and checks that only whitespace follows it, reading the body to its
+// end. It returns Err(). End also returns the Reader's 32 KiB buffer to a
+// pool, so every Reader should be ended (one that is not is only garbage).
 func (d *Reader) End() error {
 	if d.err != nil {
 		if d.depth == 0 || !errors.Is(d.err, ErrMisuse) {
