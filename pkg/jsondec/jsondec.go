@@ -16,6 +16,14 @@
 // stops the reading altogether, so the rest of a hostile body is never even
 // read.
 //
+// Paths: every value method takes the path of its value, used only when
+// there is a problem to report: "" is the document root (reported as
+// "body"), members and elements are "a.b" and "items[3].tickId" (see Field
+// and Index). Inside a callback of Object or Array, "" means "here": the
+// member or element being read, whose path the Reader then builds itself
+// from the enclosing paths, keys and indexes, and only when it reports a
+// problem; a hot loop then builds no path strings at all.
+//
 // Range and length rules belong to the caller's validation, not to this
 // package. String keeps at most keep+1 runes of a longer string, so the
 // validator still sees a string that is too long and reports it with its
@@ -33,12 +41,18 @@
 //		} // other keys are skipped
 //	})
 //	if err := d.End(); err != nil { ... } // malformed JSON, read error, ErrStopped
+//	if err := p.Err(); err != nil { ... } // field problems
+//
+// End's error comes first: after a terminal error the problems collected so
+// far may be incomplete. A Reader is for one goroutine and one document.
 package jsondec
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/mana/personas/pkg/errs"
@@ -55,11 +69,21 @@ const (
 	// longer number is still checked but refused by Int and Number.
 	maxNumLen = 1024
 
-	minBuf    = 4 << 10
-	maxBuf    = 32 << 10
-	cacheSize = 128 // entries of the short-string cache
-	cacheLen  = 32  // longest string the cache holds
+	bufSize   = 32 << 10
+	cacheBits = 8
+	cacheLen  = 64 // longest string the cache holds
 )
+
+// state is the large part of a Reader, reused through statePool: End
+// returns it. The cache of short strings carries over from one document to
+// the next, as the keys and many values (tool names, "ok") repeat across
+// requests too; an entry is only ever returned for equal bytes.
+type state struct {
+	buf   [bufSize]byte
+	cache [1 << cacheBits]string
+}
+
+var statePool = sync.Pool{New: func() any { return new(state) }}
 
 // SyntaxError is malformed JSON at a byte offset of the body.
 type SyntaxError struct {
@@ -85,22 +109,32 @@ type Reader struct {
 	r    io.Reader
 	p    *errs.Problems
 	buf  []byte
-	pos  int   // next unread byte in buf
-	end  int   // end of the valid bytes in buf
-	off  int64 // offset in the body of buf[0]
-	eof  bool  // r reported io.EOF
-	full bool  // the last Read filled all the space it was given
-	rerr error // r's error, returned once the buffered bytes are used up
-	err  error // terminal error
+	st   *state // buf's owner, from statePool
+	pos  int    // next unread byte in buf
+	end  int    // end of the valid bytes in buf
+	off  int64  // offset in the body of buf[0]
+	eof  bool   // r reported io.EOF
+	done bool   // End returned the buffer
+	rerr error  // r's error, returned once the buffered bytes are used up
+	err  error  // terminal error
 
 	want    bool // a value is pending: the next value method reads it
 	kept    bool // the last value method was not Skip (for duplicate keys)
 	started bool // the first byte of the document was seen
 	depth   int
 
-	sb    []byte   // scratch for strings with escapes or split by refills
-	seen  []string // keys read (not skipped) in the open objects
-	cache [cacheSize]string
+	sb     []byte    // scratch for strings with escapes or split by refills
+	seen   []seenKey // keys read (not skipped) in the open objects
+	frames []frame   // the open objects and arrays, for paths "" (here)
+}
+
+// frame is an open object or array: the path it was given ("" for here),
+// and the member or element being read.
+type frame struct {
+	path string
+	key  string
+	idx  int
+	obj  bool
 }
 
 // New returns a Reader of r's JSON document, reporting field problems to p
@@ -124,6 +158,13 @@ func (d *Reader) Err() error { return d.err }
 
 // Offset is the offset in the body of the next unread byte.
 func (d *Reader) Offset() int64 { return d.off + int64(d.pos) }
+
+// Problem reports a problem of the caller's at path, with the same
+// meaning of "" as the value methods (here). It is how a caller reports,
+// for example, an Array that went over its maximum.
+func (d *Reader) Problem(path, format string, args ...any) {
+	d.problem(path, fmt.Sprintf(format, args...))
+}
 
 // Field is the path of member key of the object at parent: "parent.key",
 // or "key" at the root.
@@ -167,6 +208,8 @@ func (d *Reader) Object(path string, fn func(key string)) bool {
 	if !d.open() {
 		return false
 	}
+	d.frames = append(d.frames, frame{path: path, obj: true})
+	top := len(d.frames) - 1
 	c, ok = d.next()
 	if !ok {
 		return false
@@ -176,7 +219,7 @@ func (d *Reader) Object(path string, fn func(key string)) bool {
 		return true
 	}
 	base := len(d.seen)
-	var set map[string]struct{} // the keys once there are many
+	var set map[string]bool // the keys once there are many
 	for {
 		if c != '"' {
 			d.syntax("expected string for object key")
@@ -194,8 +237,15 @@ func (d *Reader) Object(path string, fn func(key string)) bool {
 			return false
 		}
 		d.pos++
-		if d.hasKey(base, set, key) {
-			d.problem(Field(path, key), "appears more than once")
+		d.frames[top].key = key
+		if dup, first := d.duplicate(base, set, key); dup {
+			switch {
+			case !first:
+			case path != "":
+				d.problem(Field(path, key), "appears more than once")
+			default:
+				d.problem("", "appears more than once") // here is the member
+			}
 			d.skipValue()
 		} else {
 			d.want = true
@@ -256,6 +306,8 @@ func (d *Reader) Array(path string, max int, fn func(i int)) (n int, over bool, 
 	if !d.open() {
 		return 0, false, false
 	}
+	d.frames = append(d.frames, frame{path: path})
+	top := len(d.frames) - 1
 	if c, ok = d.next(); !ok {
 		return 0, false, false
 	}
@@ -266,8 +318,10 @@ func (d *Reader) Array(path string, max int, fn func(i int)) (n int, over bool, 
 	for {
 		if max >= 0 && n >= max {
 			d.fail(ErrStopped)
+			d.frames = d.frames[:top] // for the caller's Problem("")
 			return n, true, true
 		}
+		d.frames[top].idx = n
 		d.want = true
 		fn(n)
 		if d.err != nil {
@@ -405,9 +459,14 @@ func (d *Reader) Skip() {
 }
 
 // End finishes the document: it skips the top-level value if it was not
-// read, and checks that only whitespace follows it. It returns Err().
+// read, and checks that only whitespace follows it, reading the body to its
+// end. It returns Err(). End also returns the Reader's 32 KiB buffer to a
+// pool, so every Reader should be ended (one that is not is only garbage).
 func (d *Reader) End() error {
 	if d.err != nil {
+		if d.depth == 0 || !errors.Is(d.err, ErrMisuse) {
+			d.release()
+		}
 		return d.err
 	}
 	if d.depth != 0 {
@@ -423,7 +482,21 @@ func (d *Reader) End() error {
 	if d.ws() {
 		d.syntax("unexpected data after top-level value")
 	}
+	d.release()
 	return d.err
+}
+
+// release returns the buffer to the pool once the document is finished.
+func (d *Reader) release() {
+	if d.st == nil {
+		return
+	}
+	d.off += int64(d.pos)
+	d.pos, d.end = 0, 0
+	d.buf = nil
+	statePool.Put(d.st)
+	d.st = nil
+	d.done = true
 }
 
 // --- internals ---
@@ -483,11 +556,13 @@ func (d *Reader) open() bool {
 	return true
 }
 
-// close consumes '}' or ']' and leaves a level. It also marks the value as
-// kept again, which nested value methods of fn may have changed.
+// close consumes '}' or ']' and leaves the level of an Object or Array.
+// It also marks the value as kept again, which nested value methods of fn
+// may have changed.
 func (d *Reader) close() {
 	d.pos++
 	d.depth--
+	d.frames = d.frames[:len(d.frames)-1]
 	d.kept = true
 }
 
@@ -503,38 +578,73 @@ func (d *Reader) syntax(msg string) {
 
 func (d *Reader) problem(path, msg string) {
 	if path == "" {
+		path = d.here(len(d.frames))
+	}
+	if path == "" {
 		path = "body"
 	}
-	d.p.Add(path, "%s", msg)
+	if !d.p.Has(path) {
+		d.p.Add(path, "%s", msg)
+	}
 }
 
-// hasKey reports whether key was read before in the object whose keys
-// start at d.seen[base] (or are in set, once there are many).
-func (d *Reader) hasKey(base int, set map[string]struct{}, key string) bool {
-	if set != nil {
-		_, ok := set[key]
-		return ok
+// here is the path of the value being read in the innermost n open
+// objects and arrays ("" for the root).
+func (d *Reader) here(n int) string {
+	if n == 0 {
+		return ""
 	}
-	for _, k := range d.seen[base:] {
-		if k == key {
-			return true
+	f := &d.frames[n-1]
+	base := f.path
+	if base == "" {
+		base = d.here(n - 1)
+	}
+	if f.obj {
+		return Field(base, f.key)
+	}
+	return Index(base, f.idx)
+}
+
+// seenKey is a key read (not skipped) in an open object; dup is set once
+// its duplicate was reported, so later ones build no path.
+type seenKey struct {
+	key string
+	dup bool
+}
+
+// duplicate reports whether key was read before in the object whose keys
+// start at d.seen[base] (or are in set, once there are many), and whether
+// this is its first duplicate.
+func (d *Reader) duplicate(base int, set map[string]bool, key string) (dup, first bool) {
+	if set != nil {
+		reported, ok := set[key]
+		if ok && !reported {
+			set[key] = true
+		}
+		return ok, ok && !reported
+	}
+	for i := base; i < len(d.seen); i++ {
+		if k := &d.seen[i]; k.key == key {
+			first = !k.dup
+			k.dup = true
+			return true, first
 		}
 	}
-	return false
+	return false, false
 }
 
 // addKey records key as read; past 16 keys it moves them into a set, so a
 // large object does not cost quadratic time.
-func (d *Reader) addKey(base int, set map[string]struct{}, key string) map[string]struct{} {
+func (d *Reader) addKey(base int, set map[string]bool, key string) map[string]bool {
 	if set != nil {
-		set[key] = struct{}{}
+		set[key] = false
 		return set
 	}
-	d.seen = append(d.seen, key)
+	d.seen = append(d.seen, seenKey{key: key})
 	if len(d.seen)-base > 16 {
-		set = make(map[string]struct{}, 2*(len(d.seen)-base))
+		set = make(map[string]bool, 2*(len(d.seen)-base))
 		for _, k := range d.seen[base:] {
-			set[k] = struct{}{}
+			set[k.key] = k.dup
 		}
 		d.seen = d.seen[:base]
 	}
@@ -559,11 +669,11 @@ func (d *Reader) more() bool {
 		d.pos = 0
 	}
 	if d.buf == nil {
-		d.buf = make([]byte, minBuf)
-	} else if len(d.buf) < maxBuf && (d.full || d.end == len(d.buf)) {
-		nb := make([]byte, min(2*len(d.buf), maxBuf))
-		d.end = copy(nb, d.buf[:d.end])
-		d.buf = nb
+		if d.done {
+			return false
+		}
+		d.st = statePool.Get().(*state)
+		d.buf = d.st.buf[:]
 	}
 	if d.end == len(d.buf) {
 		d.fail(errors.New("jsondec: token does not fit the buffer")) // unreachable: tokens kept are short
@@ -575,7 +685,6 @@ func (d *Reader) more() bool {
 			d.fail(errors.New("jsondec: reader returned an invalid count"))
 			return false
 		}
-		d.full = n == len(d.buf)-d.end
 		d.end += n
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -653,16 +762,22 @@ func (d *Reader) intern(b []byte) string {
 	if len(b) > cacheLen {
 		return string(b)
 	}
-	h := uint32(len(b))
+	h := uint32(2166136261) // FNV-1a
 	for _, c := range b {
-		h = h*31 + uint32(c)
+		h = (h ^ uint32(c)) * 16777619
 	}
-	e := &d.cache[h%cacheSize]
-	if *e == string(b) {
-		return *e
+	// Two ways: a miss moves the first entry of the pair to the second.
+	i := h >> (32 - cacheBits) &^ 1
+	c := d.st.cache[i : i+2 : i+2]
+	if c[0] == string(b) {
+		return c[0]
 	}
-	*e = string(b)
-	return *e
+	if c[1] == string(b) {
+		return c[1]
+	}
+	c[1] = c[0]
+	c[0] = string(b)
+	return c[0]
 }
 
 // readString reads the string token at d.pos (its opening quote). When
@@ -872,13 +987,14 @@ func (d *Reader) scanNumber(store bool) (num []byte, long bool) {
 				d.pos = i // nothing to keep
 				n = 0
 			}
-			if !d.more() {
+			more := d.more()
+			i = d.pos + n // more moved the unread bytes to the front
+			if !more {
 				if d.err != nil {
 					return nil, false
 				}
 				break
 			}
-			i = d.pos + n
 			continue
 		}
 		c := d.buf[i]

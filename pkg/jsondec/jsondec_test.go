@@ -918,3 +918,88 @@ func TestEquivalentAcrossReaders(t *testing.T) {
 	require.Equal(t, strings.Repeat("é\n", 299), *base[299].ErrorMessage)
 	require.Equal(t, int64(100), *base[7].LatencyMs)
 }
+
+// readActionsHere is readActions with the path "" (here) everywhere: the
+// Reader builds the paths, only for problems.
+func readActionsHere(r io.Reader, p *errs.Problems, maxRows int) ([]action, error) {
+	d := jsondec.New(r, p)
+	var rows []action
+	optString := func(keep int) *string {
+		if s, ok := d.String("", keep); ok {
+			return &s
+		}
+		return nil
+	}
+	optInt := func() *int64 {
+		if v, ok := d.Int(""); ok {
+			return &v
+		}
+		return nil
+	}
+	d.Object("", func(key string) {
+		if key != "actions" {
+			return
+		}
+		_, over, _ := d.Array("", maxRows, func(int) {
+			var a action
+			d.Object("", func(key string) {
+				switch key {
+				case "tickId":
+					a.TickID, _ = d.String("", 128)
+				case "seq":
+					a.Seq = optInt()
+				case "toolName":
+					a.ToolName, _ = d.String("", 128)
+				case "inputHash":
+					a.InputHash = optString(256)
+				case "result":
+					a.Result, _ = d.String("", 16)
+				case "errorMessage":
+					a.ErrorMessage = optString(4000)
+				case "latencyMs":
+					a.LatencyMs = optInt()
+				}
+			})
+			rows = append(rows, a)
+		})
+		if over {
+			d.Problem("", "at most %d actions per request", maxRows)
+		}
+	})
+	return rows, d.End()
+}
+
+func TestHerePaths(t *testing.T) {
+	t.Parallel()
+	// Every body of the path tests reports the same problems with "".
+	bodies := []string{
+		`{"actions":[{},{"tickId":5,"seq":"1","toolName":[],"inputHash":{},"result":true,"errorMessage":1.5,"latencyMs":4.5}]}`,
+		`{"actions":[{"tickId":"a","tickId":"b","seq":1,"seq":"x"}]}`,
+		`{"actions":[{"tickId":"a"},5,"x",{}]}`,
+		`{"actions":{"a":1}}`, `[1]`, `"x"`, `{"actions":[],"actions":[{}]}`,
+		`{"actions":[{},{},{},{}]}`,
+	}
+	for _, body := range bodies {
+		var p1, p2 errs.Problems
+		rows1, err1 := readActions(strings.NewReader(body), &p1, 3)
+		rows2, err2 := readActionsHere(strings.NewReader(body), &p2, 3)
+		require.Equal(t, err1, err2, body)
+		require.Equal(t, rows1, rows2, body)
+		require.NotZero(t, p1.Len(), body)
+		require.Equal(t, p1.List(), p2.List(), body)
+	}
+	// Nested: explicit paths and here mix.
+	var p errs.Problems
+	d := jsondec.New(strings.NewReader(`{"a":[{"b":{"c":[1,"x"]}}],"d":{"e":[true]}}`), &p)
+	d.Object("", func(string) {
+		d.Array("", -1, func(int) {
+			d.Object("", func(string) {
+				d.Object("", func(string) {
+					d.Array("custom", -1, func(int) { d.Int("") })
+				})
+			})
+		})
+	})
+	require.NoError(t, d.End())
+	require.Equal(t, map[string]string{"custom[1]": "must be an integer", "d": "must be an array"}, problems(&p))
+}
