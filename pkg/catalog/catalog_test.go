@@ -102,6 +102,8 @@ func TestValidate(t *testing.T) {
 			[]string{"personas[1].systemPrompt: must be at least 20 characters (has 12)"}},
 		{"PromptCountsCharactersNotBytes", func(d map[string]any) { personaAt(d, 1)["systemPrompt"] = "Du bist Bär, älter." },
 			[]string{"personas[1].systemPrompt: must be at least 20 characters (has 19)"}},
+		{"PromptBlank", func(d map[string]any) { personaAt(d, 1)["systemPrompt"] = "                         " },
+			[]string{"personas[1].systemPrompt: is required"}},
 		{"PromptMissing", func(d map[string]any) { delete(personaAt(d, 1), "systemPrompt") },
 			[]string{"personas[1].systemPrompt: is required"}},
 
@@ -117,7 +119,7 @@ func TestValidate(t *testing.T) {
 		{"MixWeightNotANumber", func(d map[string]any) { personaAt(d, 0)["moduleMix"] = map[string]any{"todo": "viel", "notes": 1} },
 			[]string{"personas[0].moduleMix.todo: weight must be a number"}},
 		{"MixBlankModuleName", func(d map[string]any) { personaAt(d, 0)["moduleMix"] = map[string]any{" ": 1} },
-			[]string{"personas[0].moduleMix: module names must not be blank", "personas[0].moduleMix: at least one weight must be positive"}},
+			[]string{"personas[0].moduleMix: module names must not be blank"}},
 		{"MixNotAnObject", func(d map[string]any) { personaAt(d, 0)["moduleMix"] = []any{"todo"} },
 			[]string{"personas[0].moduleMix: must be an object mapping module names to weights"}},
 
@@ -126,6 +128,8 @@ func TestValidate(t *testing.T) {
 			[]string{`personas[0].tickCadence: must be one of daily, weekdays, hourly (got "monthly")`}},
 		{"CadenceEmptyString", func(d map[string]any) { personaAt(d, 0)["tickCadence"] = "" },
 			[]string{"personas[0].tickCadence: must be one of daily, weekdays, hourly; omit it for daily"}},
+		{"CadenceNotAString", func(d map[string]any) { personaAt(d, 0)["tickCadence"] = 1 },
+			[]string{"personas[0].tickCadence: must be a string, one of daily, weekdays, hourly"}},
 		{"CadenceWrongCase", func(d map[string]any) { personaAt(d, 0)["tickCadence"] = "Daily" },
 			[]string{`personas[0].tickCadence: must be one of daily, weekdays, hourly (got "Daily")`}},
 
@@ -138,6 +142,11 @@ func TestValidate(t *testing.T) {
 		{"SpaceDuplicateMember", func(d map[string]any) {
 			spaceAt(d, 0)["members"] = []any{"persona.anna@mana.test", "persona.anna@mana.test"}
 		}, []string{"sharedSpaces[0].members[1]: duplicate of sharedSpaces[0].members[0]"}},
+		{"SpaceMemberNotAPersonaEmail", func(d map[string]any) {
+			spaceAt(d, 0)["members"] = []any{"persona.anna@mana.test", "Persona.Ben@mana.test"}
+		}, []string{"sharedSpaces[0].members[1]: must be lowercase"}},
+		{"SpaceMembersNotAnArray", func(d map[string]any) { spaceAt(d, 0)["members"] = "persona.anna@mana.test" },
+			[]string{"sharedSpaces[0].members: must be an array of persona emails"}},
 		{"SpaceKindMissing", func(d map[string]any) { delete(spaceAt(d, 0), "kind") },
 			[]string{"sharedSpaces[0].kind: is required"}},
 
@@ -150,6 +159,10 @@ func TestValidate(t *testing.T) {
 			[]string{"personas[0]: must be an object"}},
 		{"UnknownTopLevelField", func(d map[string]any) { d["persona"] = []any{} },
 			[]string{"persona: unknown field"}},
+		{"SharedSpacesNotAnArray", func(d map[string]any) { d["sharedSpaces"] = map[string]any{} },
+			[]string{"sharedSpaces: must be an array of shared-space objects"}},
+		{"UnknownSpaceField", func(d map[string]any) { spaceAt(d, 0)["owner"] = "anna" },
+			[]string{"sharedSpaces[0].owner: unknown field"}},
 		{"UnknownPersonaField", func(d map[string]any) { personaAt(d, 1)["tickcadence"] = "daily" },
 			[]string{"personas[1].tickcadence: unknown field"}},
 

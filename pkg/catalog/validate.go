@@ -1,16 +1,14 @@
 package catalog
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
-	"net/mail"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
-	"unicode/utf8"
 )
-
-// MinPromptLength is the shortest system prompt accepted, in characters.
-const MinPromptLength = 20
 
 // Problem is one defect of a catalog, located by its path in the document.
 type Problem struct {
@@ -22,7 +20,8 @@ type Problem struct {
 	// skip only the broken entries.
 	Persona int `json:"-"`
 
-	space int // index of the shared space, or -1
+	space int      // index of the shared space, or -1
+	loc   []string // Path as tokens (a JSON pointer's), for ordering
 }
 
 // String renders the problem as "path: message".
@@ -43,102 +42,115 @@ func (e *ValidationError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Validate checks every rule and returns all problems, in document order
+// Validate checks the catalog and returns all problems, in document order
 // (top level, then personas by index, then shared spaces), or nil.
 //
-// Rules: each email is a plain, lowercase address in the mana.test domain and
-// unique; name and archetype are not blank; the system prompt has at least
-// MinPromptLength characters; the module mix names at least one module, every
-// weight is a finite number ≥ 0 and at least one is positive; the cadence, if
-// given, is daily, weekdays or hourly; a shared space has a kind and at least
-// two distinct members, each naming a persona of the catalog.
+// The shape of every entry is checked against personas.schema.json (see
+// SchemaJSON): plain lowercase emails in @mana.test, names, archetypes,
+// prompts, module weights, cadences, shared spaces of two or more distinct
+// members. Go checks only what spans entries: emails are unique
+// (case-insensitively) and every shared-space member is a persona of this
+// catalog. A catalog from Decode is judged as the document it was decoded
+// from; one built in Go is judged as it would be encoded.
 func (c *Catalog) Validate() []Problem {
-	probs := append([]Problem(nil), c.decodeProblems...)
-	// A field that could not be decoded already has its problem; a rule
-	// would only repeat it ("must be a string", then "is required").
-	undecodable := make(map[string]bool, len(c.decodeProblems))
-	for _, p := range c.decodeProblems {
-		undecodable[p.Path] = true
+	var probs []Problem
+	doc := c.doc
+	if doc == nil {
+		doc, probs = c.encode()
 	}
+	probs = append(probs, schemaProblems(doc)...)
+
+	// A field whose shape is wrong already has its problem; a rule across
+	// entries would only add noise ("duplicate of" an address that is not
+	// one).
 	covered := func(path string) bool {
-		for p := range undecodable {
-			if path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") {
+		for _, p := range probs {
+			if path == p.Path || strings.HasPrefix(path, p.Path+".") || strings.HasPrefix(path, p.Path+"[") {
 				return true
 			}
 		}
 		return false
 	}
-	add := func(i int, path, msg string) {
-		if !covered(path) {
-			probs = append(probs, Problem{Path: path, Message: msg, Persona: i, space: -1})
-		}
-	}
-
+	var rules []Problem
 	firstByEmail := make(map[string]int, len(c.Personas))
 	for i, p := range c.Personas {
-		base := fmt.Sprintf("personas[%d]", i)
-		if msg := checkEmail(p.Email); msg != "" {
-			add(i, base+".email", msg)
-		} else if j, dup := firstByEmail[strings.ToLower(p.Email)]; dup {
-			add(i, base+".email", fmt.Sprintf("duplicate of personas[%d].email (%s)", j, p.Email))
-		} else {
-			firstByEmail[strings.ToLower(p.Email)] = i
+		loc := []string{"personas", strconv.Itoa(i), "email"}
+		path := renderPath(doc, loc)
+		if covered(path) {
+			continue
 		}
-		if strings.TrimSpace(p.Name) == "" {
-			add(i, base+".name", "is required")
+		key := strings.ToLower(p.Email)
+		if j, dup := firstByEmail[key]; dup {
+			rules = append(rules, Problem{Path: path, Persona: i, space: -1, loc: loc,
+				Message: fmt.Sprintf("duplicate of personas[%d].email (%s)", j, p.Email)})
+			continue
 		}
-		if strings.TrimSpace(p.Archetype) == "" {
-			add(i, base+".archetype", "is required")
-		}
-		if n := utf8.RuneCountInString(strings.TrimSpace(p.SystemPrompt)); n == 0 {
-			add(i, base+".systemPrompt", "is required")
-		} else if n < MinPromptLength {
-			add(i, base+".systemPrompt", fmt.Sprintf("must be at least %d characters (has %d)", MinPromptLength, n))
-		}
-		if p.TickCadence != "" && !p.TickCadence.Valid() {
-			add(i, base+".tickCadence", fmt.Sprintf("must be one of %s (got %q)", cadenceList(), string(p.TickCadence)))
-		}
-		for _, mp := range checkMix(i, base+".moduleMix", p.ModuleMix) {
-			add(i, mp.Path, mp.Message)
-		}
+		firstByEmail[key] = i
 	}
-
 	for s, space := range c.SharedSpaces {
-		base := fmt.Sprintf("sharedSpaces[%d]", s)
-		addSpace := func(path, msg string) {
-			if !covered(path) {
-				probs = append(probs, Problem{Path: path, Message: msg, Persona: -1, space: s})
-			}
-		}
-		if strings.TrimSpace(space.Kind) == "" {
-			addSpace(base+".kind", "is required")
-		}
-		if len(space.Members) < 2 {
-			addSpace(base+".members", fmt.Sprintf("must name at least two personas (has %d)", len(space.Members)))
-		}
-		seen := make(map[string]int, len(space.Members))
 		for m, email := range space.Members {
-			path := fmt.Sprintf("%s.members[%d]", base, m)
-			key := strings.ToLower(email)
-			switch {
-			case strings.TrimSpace(email) == "":
-				addSpace(path, "is required")
-			case hasKey(seen, key):
-				addSpace(path, fmt.Sprintf("duplicate of %s.members[%d]", base, seen[key]))
-			default:
-				seen[key] = m
-				if _, ok := c.Lookup(email); !ok {
-					addSpace(path, fmt.Sprintf("no persona with email %q in this catalog", email))
-				}
+			loc := []string{"sharedSpaces", strconv.Itoa(s), "members", strconv.Itoa(m)}
+			path := renderPath(doc, loc)
+			if covered(path) {
+				continue
+			}
+			if _, ok := c.Lookup(email); !ok {
+				rules = append(rules, Problem{Path: path, Persona: -1, space: s, loc: loc,
+					Message: fmt.Sprintf("no persona with email %q in this catalog", email)})
 			}
 		}
 	}
+	probs = append(probs, rules...)
 
-	sort.SliceStable(probs, func(a, b int) bool { return probs[a].order() < probs[b].order() })
+	slices.SortStableFunc(probs, func(a, b Problem) int {
+		if d := a.order() - b.order(); d != 0 {
+			return d
+		}
+		return compareLoc(a.loc, b.loc)
+	})
+	probs = slices.CompactFunc(probs, func(a, b Problem) bool { return a.Path == b.Path && a.Message == b.Message })
 	if len(probs) == 0 {
 		return nil
 	}
 	return probs
+}
+
+// encode turns a catalog built in Go into the document the schema judges.
+// JSON has no NaN or infinity, so non-finite weights are reported here and
+// left out of the document.
+func (c *Catalog) encode() (map[string]any, []Problem) {
+	var probs []Problem
+	cp := *c
+	cp.Personas = slices.Clone(c.Personas)
+	for i, p := range cp.Personas {
+		var mix map[string]float64
+		for module, w := range p.ModuleMix {
+			if math.IsNaN(w) || math.IsInf(w, 0) {
+				loc := []string{"personas", strconv.Itoa(i), "moduleMix", module}
+				probs = append(probs, Problem{Message: "weight must be a finite number", Persona: i, space: -1, loc: loc})
+				continue
+			}
+			if mix == nil {
+				mix = make(map[string]float64, len(p.ModuleMix))
+			}
+			mix[module] = w
+		}
+		cp.Personas[i].ModuleMix = mix
+	}
+	data, err := json.Marshal(&cp)
+	if err != nil {
+		panic(fmt.Sprintf("catalog: encode for validation: %v", err)) // only finite numbers and strings remain
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		panic(fmt.Sprintf("catalog: decode own encoding: %v", err))
+	}
+	for i := range probs {
+		probs[i].Path = renderPath(doc, probs[i].loc)
+	}
+	return doc, probs
 }
 
 // ProblemsByPersona groups problems by persona index; document and
@@ -152,7 +164,7 @@ func ProblemsByPersona(probs []Problem) map[int][]Problem {
 }
 
 // order sorts top-level problems first, then personas, then shared spaces,
-// each by index; SliceStable keeps discovery order within one entry.
+// each by index.
 func (p Problem) order() int {
 	switch {
 	case p.Persona >= 0:
@@ -164,60 +176,22 @@ func (p Problem) order() int {
 	}
 }
 
-func hasKey(m map[string]int, k string) bool {
-	_, ok := m[k]
-	return ok
-}
-
-// checkEmail returns why email is not acceptable, or "".
-func checkEmail(email string) string {
-	switch {
-	case email == "":
-		return "is required"
-	case strings.TrimSpace(email) != email:
-		return "must not have leading or trailing spaces"
-	}
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Name != "" || addr.Address != email {
-		return fmt.Sprintf("%q is not a plain email address", email)
-	}
-	if !strings.HasSuffix(strings.ToLower(email), "@"+EmailDomain) {
-		return "must end in @" + EmailDomain
-	}
-	if strings.ToLower(email) != email {
-		// The password is derived from the exact bytes of the address, and
-		// mana-auth stores it lowercased: a mixed-case entry would derive a
-		// password nobody can log in with.
-		return "must be lowercase"
-	}
-	return ""
-}
-
-func checkMix(i int, path string, mix map[string]float64) []Problem {
-	var probs []Problem
-	add := func(p, msg string) {
-		probs = append(probs, Problem{Path: p, Message: msg, Persona: i, space: -1})
-	}
-	if len(mix) == 0 {
-		add(path, "must name at least one module")
-		return probs
-	}
-	positive := false
-	for _, module := range sortedKeys(mix) {
-		w := mix[module]
-		switch {
-		case strings.TrimSpace(module) == "":
-			add(path, "module names must not be blank")
-		case math.IsNaN(w) || math.IsInf(w, 0):
-			add(path+"."+module, "weight must be a finite number")
-		case w < 0:
-			add(path+"."+module, fmt.Sprintf("weight must not be negative (got %g)", w))
-		case w > 0:
-			positive = true
+// compareLoc orders locations token by token, array indexes numerically. A
+// value's own problem ("at least one weight must be positive") sums up those
+// of its members, so it follows them.
+func compareLoc(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		x, errX := strconv.Atoi(a[i])
+		y, errY := strconv.Atoi(b[i])
+		if errX == nil && errY == nil {
+			if x != y {
+				return x - y
+			}
+			continue
+		}
+		if d := strings.Compare(a[i], b[i]); d != 0 {
+			return d
 		}
 	}
-	if !positive {
-		add(path, "at least one weight must be positive")
-	}
-	return probs
+	return len(b) - len(a)
 }

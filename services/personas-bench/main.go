@@ -1,4 +1,4 @@
-// Command loadtest measures personas-internal against raw PostgreSQL running
+// Command personas-bench measures personas-internal against raw PostgreSQL running
 // the same SQL, and writes the figures to a Markdown file (make bench).
 //
 // It builds a database of its own (personas_bench, dropped first) on the
@@ -88,7 +88,7 @@ func main() {
 }
 
 func fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "loadtest: "+format+"\n", args...)
+	fmt.Fprintf(os.Stderr, "personas-bench: "+format+"\n", args...)
 	os.Exit(1)
 }
 
@@ -681,7 +681,7 @@ func writeReport(ctx context.Context, o options, pool *pgxpool.Pool, results []r
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\n")
-	fmt.Fprintf(&b, "Produced by `make bench` (that is: `go run ./services/personas-internal/loadtest -out BENCHMARKS.md`\n")
+	fmt.Fprintf(&b, "Produced by `make bench` (that is: `go run ./services/personas-bench -out BENCHMARKS.md`\n")
 	fmt.Fprintf(&b, "with `DATABASE_URL` from `deploy/scripts/db.sh`) on %s.\n\n", time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), %s; PostgreSQL %s, default settings.\n", runtime.NumCPU(), cpu, runtime.Version(), pgVersion)
 	fmt.Fprintf(&b, "- **The load generator, the service and PostgreSQL share the same %d CPUs.** Absolute figures are\n", runtime.NumCPU())
