@@ -12,8 +12,8 @@ import (
 	"github.com/mana/personas/pkg/catalog"
 )
 
-// passwordVectors: the first two come from DESIGN.md (shared with the runner
-// and the browser tests); the rest were produced with
+// passwordVectors: the first two are the platform's published vectors
+// (shared with the runner and the browser tests); the rest were produced with
 // `printf %s EMAIL | openssl dgst -sha256 -hmac KEY -binary | openssl base64 -A`
 // and are also re-derived with openssl on every run.
 var passwordVectors = []struct {

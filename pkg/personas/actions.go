@@ -59,7 +59,7 @@ func ValidateActions(rows []ActionInput) error {
 	case len(rows) == 0:
 		p.Add("actions", "must contain at least one action")
 	case len(rows) > MaxActionsPerBatch:
-		p.Add("actions", "at most %d actions per request, got %d", MaxActionsPerBatch, len(rows))
+		p.Add("actions", "at most %d actions per request", MaxActionsPerBatch)
 	}
 	if p.Len() > 0 {
 		return p.Err()

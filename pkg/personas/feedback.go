@@ -13,6 +13,8 @@ import (
 const (
 	MaxFeedbackPerBatch = 100
 	MaxNotesLen         = 4000
+	MinRating           = 1
+	MaxRating           = 5
 )
 
 // FeedbackInput is a persona's rating of one module in one tick.
@@ -36,7 +38,7 @@ func ValidateFeedback(rows []FeedbackInput) error {
 	case len(rows) == 0:
 		p.Add("feedback", "must contain at least one rating")
 	case len(rows) > MaxFeedbackPerBatch:
-		p.Add("feedback", "at most %d ratings per request, got %d", MaxFeedbackPerBatch, len(rows))
+		p.Add("feedback", "at most %d ratings per request", MaxFeedbackPerBatch)
 	}
 	if p.Len() > 0 {
 		return p.Err()
@@ -45,8 +47,8 @@ func ValidateFeedback(rows []FeedbackInput) error {
 		f := "feedback[" + strconv.Itoa(i) + "]."
 		checkText(&p, f+"tickId", r.TickID, 1, MaxTickIDLen)
 		checkText(&p, f+"module", r.Module, 1, MaxModuleLen)
-		if r.Rating < 1 || r.Rating > 5 {
-			p.Add(f+"rating", "must be an integer from 1 to 5")
+		if r.Rating < MinRating || r.Rating > MaxRating {
+			p.Add(f+"rating", "must be an integer from %d to %d", MinRating, MaxRating)
 		}
 		if r.Notes != nil {
 			checkText(&p, f+"notes", *r.Notes, 0, MaxNotesLen)

@@ -283,8 +283,11 @@ type ListFilter struct {
 	Q         string // case-insensitive substring of email or name
 }
 
-// MaxListLimit bounds one page of the admin list.
-const MaxListLimit = 500
+// Limits of the admin list: one page, and the search text.
+const (
+	MaxListLimit = 500
+	MaxQueryLen  = 200
+)
 
 type listCursor struct {
 	CreatedAt time.Time `json:"c"`
@@ -322,8 +325,8 @@ func (s *Store) ListPersonas(ctx context.Context, f ListFilter) (items []Persona
 	if f.Cadence != "" && !f.Cadence.Valid() {
 		p.Add("cadence", "must be one of daily, weekdays, hourly")
 	}
-	if utf8.RuneCountInString(f.Q) > 200 {
-		p.Add("q", "must be at most 200 characters")
+	if utf8.RuneCountInString(f.Q) > MaxQueryLen {
+		p.Add("q", "must be at most %d characters", MaxQueryLen)
 	}
 	if utf8.RuneCountInString(f.Archetype) > MaxArchetypeLen {
 		p.Add("archetype", "must be at most %d characters", MaxArchetypeLen)

@@ -700,7 +700,7 @@ func writeReport(ctx context.Context, o options, pool *pgxpool.Pool, results []r
 			r.svc.rps(), ms(r.svc.p50), ms(r.svc.p99), r.svc.cpuPerOp.Microseconds(), r.raw.rps(), ms(r.raw.p50), ms(r.raw.p99), 100*r.svc.rps()/r.raw.rps())
 	}
 	fmt.Fprintf(&b, "\nService peak RSS (VmHWM) over the whole run: **%.1f MB**.\n", float64(peak)/1e6)
-	b.WriteString("\n## Targets (issue 2)\n\n| target | measured | met |\n| --- | --- | --- |\n")
+	b.WriteString("\n## Targets\n\n| target | measured | met |\n| --- | --- | --- |\n")
 	for _, r := range results {
 		switch {
 		case strings.HasPrefix(r.scenario, "POST actions") && r.conc == slices.Max(o.conc):

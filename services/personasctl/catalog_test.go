@@ -13,8 +13,8 @@ import (
 	"github.com/mana/personas/pkg/catalog"
 )
 
-// TestBuiltinCatalogFacts pins the shipped catalog to the facts in
-// DESIGN.md ("Persona catalog facts").
+// TestBuiltinCatalogFacts pins the shipped catalog to the platform's
+// persona catalog: ten personas, seven archetypes, their cadences and mixes.
 func TestBuiltinCatalogFacts(t *testing.T) {
 	t.Parallel()
 	c, err := catalog.Parse(builtinCatalog)

@@ -173,7 +173,8 @@ func TestPassword(t *testing.T) {
 }
 
 // TestProductionRefusal: with NODE_ENV=production, every command that
-// derives passwords refuses without a real secret (DESIGN defect 9).
+// derives passwords refuses without a real secret: the previous
+// implementation fell back to a development secret in production.
 func TestProductionRefusal(t *testing.T) {
 	t.Parallel()
 	secrets := map[string]map[string]string{
