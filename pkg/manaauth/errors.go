@@ -22,13 +22,18 @@ var (
 	// ErrForbidden: authenticated but not allowed, e.g. a non-admin bearer on
 	// an admin endpoint (403).
 	ErrForbidden = errors.New("manaauth: forbidden")
+	// ErrRefused: mana-auth refused a registration's input with a 400 or
+	// 422 other than "already exists" (a password its policy rejects, say).
+	// The error is a *RefusedError with mana-auth's code and message.
+	ErrRefused = errors.New("manaauth: refused")
 	// ErrTimeout: the call's deadline passed before mana-auth answered.
 	// Errors wrapping it also wrap context.DeadlineExceeded.
 	ErrTimeout = errors.New("manaauth: timeout")
 )
 
 // StatusError is returned for a status the contract maps to a sentinel
-// (404, 401, 403, 409/422 already-exists). It unwraps to that sentinel.
+// (404, 401, 403, 409/422 already-exists; a refused registration is a
+// *RefusedError around one). It unwraps to that sentinel.
 type StatusError struct {
 	Op      string // client operation, e.g. "register"
 	Status  int    // HTTP status mana-auth answered
@@ -52,6 +57,19 @@ func (e *StatusError) Error() string {
 
 // Unwrap returns the sentinel (ErrNotFound, ErrUnauthorized, ...).
 func (e *StatusError) Unwrap() error { return e.kind }
+
+// RefusedError is mana-auth's refusal of a registration's input (400 or
+// 422, other than already-exists), with its machine code (e.g.
+// "PASSWORD_TOO_SHORT") and message decoded once from the whole body, the
+// message scrubbed of the request's secrets. It wraps ErrRefused, and its
+// embedded *StatusError is found by errors.As as well, so callers that
+// match StatusError by status keep working.
+type RefusedError struct {
+	*StatusError
+}
+
+// Unwrap returns the embedded *StatusError (which unwraps to ErrRefused).
+func (e *RefusedError) Unwrap() error { return e.StatusError }
 
 // UpstreamError reports that mana-auth failed or answered outside the
 // contract: a 5xx, an unexpected status, an undecodable body, or no answer at
