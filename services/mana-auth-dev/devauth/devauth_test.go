@@ -15,7 +15,7 @@ import (
 	"github.com/mana/personas/pkg/manaauth"
 	"github.com/mana/personas/pkg/manaauth/contracttest"
 	"github.com/mana/personas/pkg/retry"
-	"github.com/mana/personas/pkg/manaauth/devauth"
+	"github.com/mana/personas/services/mana-auth-dev/devauth"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 )
