@@ -313,7 +313,7 @@ func (c *Client) statusError(req request, status int, body []byte, secrets []str
 	}
 	if req.mapStatus != nil {
 		if kind := req.mapStatus(status, code); kind != nil {
-			if kind == ErrRefused {
+			if errors.Is(kind, ErrRefused) {
 				return &RefusedError{StatusError: &StatusError{Op: req.op, Status: status, Code: code, Message: msg, kind: ErrRefused}}
 			}
 			return mk(kind)

@@ -265,7 +265,7 @@ func TestClientRetries(t *testing.T) {
 			}
 			reply(200, `{"user":{"id":"u1"}}`)(w, r)
 		})
-		c, _ := newClient(t, f.URL, manaauth.WithRetryPolicy(retry.Policy{MaxAttempts: 2, PerAttempt: 50 * time.Millisecond}))
+		c, _ := newClient(t, f.URL, manaauth.WithRetryPolicy(retry.Policy{MaxAttempts: 2, PerAttempt: 250 * time.Millisecond}))
 		u, err := c.GetUser(context.Background(), secretBearer, "u1")
 		require.NoError(t, err)
 		require.Equal(t, "u1", u.ID)
