@@ -227,10 +227,27 @@ func TestProgramDockerfiles(t *testing.T) {
 			require.Equal(t, "/out/"+prog.Name, b.output)
 			require.Equal(t, "/src/services/"+prog.Name, b.workdir, "built inside the service directory")
 			require.Equal(t, "off", b.envValue("GOWORK"), "GOWORK=off: go.work names modules absent from the context")
+			// Other modules the service's go.mod replaces (the stand-in its
+			// tests import) contribute their go.mod and go.sum only: go mod
+			// download reads them, the binary never imports them.
+			siblings := replacedSiblings(t, filepath.Join(root(t), "services", prog.Name, "go.mod"))
+			moduleFile := map[string]bool{}
+			for _, dir := range siblings {
+				moduleFile["services/"+dir+"/go.mod"] = true
+				moduleFile["services/"+dir+"/go.sum"] = true
+			}
+			copied := map[string]bool{}
 			for _, in := range build.all("COPY") {
-				for _, src := range strings.Fields(in.args)[:len(strings.Fields(in.args))-1] {
-					require.True(t, strings.HasPrefix(src, "pkg/") || strings.HasPrefix(src, "services/"+prog.Name+"/"),
-						"line %d copies %s: only pkg/ and services/%s/ are in the context", in.line, src, prog.Name)
+				fields := strings.Fields(in.args)
+				for _, src := range fields[:len(fields)-1] {
+					copied[src] = true
+					require.True(t, strings.HasPrefix(src, "pkg/") || strings.HasPrefix(src, "services/"+prog.Name+"/") || moduleFile[src],
+						"line %d copies %s: only pkg/, services/%s/ and the go.mod/go.sum of replaced modules are in the context", in.line, src, prog.Name)
+				}
+			}
+			for _, dir := range siblings {
+				for _, f := range []string{"go.mod", "go.sum"} {
+					require.True(t, copied["services/"+dir+"/"+f], "go.mod replaces a module with ../%s: copy services/%s/%s, or go mod download fails", dir, dir, f)
 				}
 			}
 
@@ -264,9 +281,29 @@ func TestProgramDockerfiles(t *testing.T) {
 			require.Contains(t, lines, "*")
 			require.Contains(t, lines, "!pkg/")
 			require.Contains(t, lines, "!services/"+prog.Name+"/")
+			for _, dir := range siblings {
+				require.Contains(t, lines, "!services/"+dir+"/go.mod")
+				require.Contains(t, lines, "!services/"+dir+"/go.sum")
+			}
 		})
 	}
 }
+
+// replacedSiblings returns the services/ directories a service's go.mod
+// replaces modules with ("=> ../mana-auth-dev" gives "mana-auth-dev"); the
+// replacement of pkg (../../pkg) is not one of them.
+func replacedSiblings(t *testing.T, gomod string) []string {
+	t.Helper()
+	data, err := os.ReadFile(gomod)
+	require.NoError(t, err)
+	var dirs []string
+	for _, m := range replaceSibling.FindAllStringSubmatch(string(data), -1) {
+		dirs = append(dirs, m[1])
+	}
+	return dirs
+}
+
+var replaceSibling = regexp.MustCompile(`(?m)=>\s*\.\./([A-Za-z0-9._-]+)\s*$`)
 
 func TestGatewayDockerfile(t *testing.T) {
 	t.Parallel()

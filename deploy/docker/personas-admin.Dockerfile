@@ -6,12 +6,16 @@
 # Build stage. GOWORK=off inside the service directory: go.work lists every
 # module of the repository, most of which are not in this build context; the
 # service's go.mod replaces github.com/mana/personas/pkg with ../../pkg, so
-# copying pkg/ beside it is all the module needs.
+# copying pkg/ beside it is what the program needs. Its tests also import the
+# mana-auth stand-in (replaced by ../mana-auth-dev): the binary does not, but
+# go mod download reads every replaced module's go.mod, so that go.mod (and
+# go.sum) is copied, never its source.
 FROM golang:1.26 AS build
 ENV CGO_ENABLED=0 GOWORK=off GOFLAGS=-buildvcs=false
 WORKDIR /src/services/personas-admin
 # Module files first: the download layer survives source edits.
 COPY pkg/go.mod pkg/go.sum /src/pkg/
+COPY services/mana-auth-dev/go.mod services/mana-auth-dev/go.sum /src/services/mana-auth-dev/
 COPY services/personas-admin/go.* ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY pkg/ /src/pkg/

@@ -3,10 +3,11 @@
 //
 // Every call takes a context, runs each attempt under a deadline, and maps
 // error statuses to exported errors (ErrNotFound, ErrUnauthorized,
-// ErrForbidden) carried by an *APIError. Calls are retried only when repeating
-// them is safe: all four endpoints are (reads, a delete that may be repeated,
-// and an upsert that is idempotent by email), and only after network errors
-// and 5xx/429 answers, never after another 4xx.
+// ErrForbidden) carried by an *APIError. Retries follow package retry (network
+// errors, 429, 502/503/504; never another 4xx or a 500); all four endpoints
+// are safe to repeat (reads, a delete that may be repeated, and an upsert
+// that is idempotent by email). Every request carries the context's
+// X-Request-Id (package reqid).
 //
 // The client never logs, and neither the bearer token nor a password ever
 // appears in an error it returns.
@@ -19,25 +20,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mana/personas/pkg/reqid"
+	"github.com/mana/personas/pkg/retry"
 )
 
 // BasePath is where the admin API lives on the gateway.
 const BasePath = "/api/v1/personas/admin"
 
-// Defaults for New.
-const (
-	DefaultTimeout = 30 * time.Second
-	DefaultRetries = 2
-	DefaultBackoff = 250 * time.Millisecond
-	maxBackoff     = 5 * time.Second
-	maxBodyBytes   = 16 << 20
-)
+const maxBodyBytes = 16 << 20
+
+// DefaultRetryPolicy is package retry's policy with an operator's patience:
+// an upsert registers a user in mana-auth, so an attempt may take a while.
+var DefaultRetryPolicy = retry.Policy{
+	MaxAttempts: 3,
+	BaseDelay:   250 * time.Millisecond,
+	MaxDelay:    5 * time.Second,
+	PerAttempt:  30 * time.Second,
+}
 
 // Client talks to one admin API with one bearer token. It is safe for
 // concurrent use.
@@ -45,9 +49,7 @@ type Client struct {
 	base       *url.URL
 	token      string
 	httpClient *http.Client
-	timeout    time.Duration
-	retries    int
-	backoff    time.Duration
+	policy     retry.Policy
 	userAgent  string
 }
 
@@ -58,16 +60,12 @@ type Option func(*Client)
 // TLS configuration). Its own Timeout, if any, still applies.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.httpClient = hc } }
 
-// WithTimeout bounds each attempt (request and reading the response).
-// Zero or less disables the per-attempt deadline; ctx still applies.
-func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+// WithRetryPolicy replaces DefaultRetryPolicy.
+func WithRetryPolicy(p retry.Policy) Option { return func(c *Client) { c.policy = p } }
 
-// WithRetries sets how many times a failed safe call is repeated (0: never).
-func WithRetries(n int) Option { return func(c *Client) { c.retries = max(n, 0) } }
-
-// WithBackoff sets the wait before the first retry; it doubles on each
-// further retry (with jitter, capped at 5s). Zero retries immediately.
-func WithBackoff(d time.Duration) Option { return func(c *Client) { c.backoff = max(d, 0) } }
+// WithRetries sets how many times a failed call may be repeated (0: never),
+// keeping the rest of the policy.
+func WithRetries(n int) Option { return func(c *Client) { c.policy.MaxAttempts = max(n, 0) + 1 } }
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
@@ -90,9 +88,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		base:       base,
 		token:      token,
 		httpClient: http.DefaultClient,
-		timeout:    DefaultTimeout,
-		retries:    DefaultRetries,
-		backoff:    DefaultBackoff,
+		policy:     DefaultRetryPolicy,
 		userAgent:  "mana-personas-adminclient",
 	}
 	for _, opt := range opts {
@@ -128,18 +124,19 @@ func parseBaseURL(raw string) (*url.URL, error) {
 // BaseURL returns the base URL the client was built with.
 func (c *Client) BaseURL() string { return c.base.String() }
 
-// call describes one API call. retrySafe records the reason a call may be
-// repeated; every current endpoint is safe, but a future non-idempotent one
-// must say false.
+// call describes one API call. idempotent says whether it may be repeated
+// after an ambiguous failure; every current endpoint is, but a future
+// non-idempotent one must say false.
 type call struct {
-	method    string
-	path      string // below BasePath, escaped: "" or "/<escaped id>"
-	query     url.Values
-	body      any
-	retrySafe bool
+	method     string
+	path       string // below BasePath, escaped: "" or "/<escaped id>"
+	query      url.Values
+	body       any
+	idempotent bool
 }
 
-// do runs a call with retries and decodes a 2xx body into out (if non-nil).
+// do runs a call under the retry policy and decodes a 2xx body into out
+// (if non-nil).
 func (c *Client) do(ctx context.Context, cl call, out any) error {
 	var payload []byte
 	if cl.body != nil {
@@ -148,62 +145,38 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 			return fmt.Errorf("adminclient: %s %s: encode request: %w", cl.method, BasePath+cl.path, err)
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		resp, err := c.once(ctx, cl, payload)
-		if err == nil {
-			if resp.status >= 200 && resp.status < 300 {
-				if out == nil {
-					return nil
-				}
-				return decodeSuccess(cl, resp.body, out)
-			}
-			err = newAPIError(cl.method, BasePath+cl.path, resp.status, resp.body)
+	attempts := 0
+	res, err := c.policy.Do(ctx, cl.idempotent, func(actx context.Context) (*http.Response, error) {
+		attempts++
+		req, err := c.newRequest(actx, cl, payload)
+		if err != nil {
+			return nil, err
 		}
-		if !cl.retrySafe || attempt >= c.retries || !retryable(ctx, err) {
-			if attempt > 0 {
-				return fmt.Errorf("%w (after %d attempts)", err, attempt+1)
-			}
-			return err
-		}
-		wait := c.wait(attempt, resp)
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return fmt.Errorf("adminclient: %s %s: %w (gave up retrying after: %w)", cl.method, BasePath+cl.path, ctx.Err(), err)
-		case <-timer.C:
-		}
-	}
-}
-
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// once runs a single attempt under the per-attempt deadline.
-func (c *Client) once(ctx context.Context, cl call, payload []byte) (*response, error) {
-	actx := ctx
-	if c.timeout > 0 {
-		var cancel context.CancelFunc
-		actx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-	}
-	req, err := c.newRequest(actx, cl, payload)
+		return c.httpClient.Do(req)
+	})
 	if err != nil {
-		return nil, err
+		return failed(attempts, fmt.Errorf("adminclient: %s %s: %w", cl.method, BasePath+cl.path, err))
 	}
-	res, err := c.httpClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("adminclient: %s %s: %w", cl.method, BasePath+cl.path, err)
-	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxBodyBytes))
 	if err != nil {
-		return nil, fmt.Errorf("adminclient: %s %s: read response: %w", cl.method, BasePath+cl.path, err)
+		return failed(attempts, fmt.Errorf("adminclient: %s %s: read response: %w", cl.method, BasePath+cl.path, err))
 	}
-	return &response{status: res.StatusCode, header: res.Header, body: body}, nil
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return failed(attempts, newAPIError(cl.method, BasePath+cl.path, res.StatusCode, body))
+	}
+	if out == nil {
+		return nil
+	}
+	return decodeSuccess(cl, body, out)
+}
+
+// failed says how many attempts an error took, when more than one.
+func failed(attempts int, err error) error {
+	if attempts > 1 {
+		return fmt.Errorf("%w (after %d attempts)", err, attempts)
+	}
+	return err
 }
 
 // newRequest builds the HTTP request of one attempt.
@@ -226,6 +199,9 @@ func (c *Client) newRequest(ctx context.Context, cl call, payload []byte) (*http
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
+	if id := reqid.From(ctx); id != "" {
+		req.Header.Set(reqid.Header, id)
+	}
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -233,38 +209,6 @@ func (c *Client) newRequest(ctx context.Context, cl call, payload []byte) (*http
 		req.Header.Set("User-Agent", c.userAgent)
 	}
 	return req, nil
-}
-
-// retryable reports whether a failed attempt is worth repeating: network
-// errors (including a per-attempt timeout) and 5xx/429 answers, but never
-// once the caller's context is done, and never a 501.
-func retryable(ctx context.Context, err error) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.Status == http.StatusTooManyRequests ||
-			(apiErr.Status >= 500 && apiErr.Status != http.StatusNotImplemented)
-	}
-	return err != nil
-}
-
-// wait returns the pause before retry number attempt+1: exponential backoff
-// with jitter, or the server's Retry-After (in seconds) when it asks for
-// longer, capped at maxBackoff.
-func (c *Client) wait(attempt int, resp *response) time.Duration {
-	d := time.Duration(0)
-	if c.backoff > 0 {
-		d = min(c.backoff<<attempt, maxBackoff)
-		d = d/2 + rand.N(d/2+1) // jitter spreads retries of several clients
-	}
-	if resp != nil {
-		if secs, err := strconv.Atoi(resp.header.Get("Retry-After")); err == nil && secs > 0 {
-			d = max(d, min(time.Duration(secs)*time.Second, maxBackoff))
-		}
-	}
-	return d
 }
 
 func decodeSuccess(cl call, body []byte, out any) error {

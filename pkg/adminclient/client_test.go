@@ -10,10 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/mana/personas/pkg/reqid"
+	"github.com/mana/personas/pkg/retry"
 	"github.com/stretchr/testify/require"
 )
 
@@ -47,19 +51,21 @@ func TestNew(t *testing.T) {
 		c, err := New(" https://gw.example/prefix/ ", "tok")
 		require.NoError(t, err)
 		require.Equal(t, "https://gw.example/prefix", c.BaseURL())
-		require.Equal(t, DefaultRetries, c.retries)
-		require.Equal(t, DefaultTimeout, c.timeout)
+		require.Equal(t, DefaultRetryPolicy, c.policy)
 	})
 	t.Run("OptionsApply", func(t *testing.T) {
 		t.Parallel()
 		hc := &http.Client{}
-		c, err := New("http://h", "tok", WithHTTPClient(hc), WithRetries(-3), WithTimeout(0), WithBackoff(-1), WithUserAgent("x/1"))
+		c, err := New("http://h", "tok", WithHTTPClient(hc), WithRetries(-3), WithUserAgent("x/1"))
 		require.NoError(t, err)
 		require.Same(t, hc, c.httpClient)
-		require.Zero(t, c.retries)
-		require.Zero(t, c.timeout)
-		require.Zero(t, c.backoff)
+		require.Equal(t, 1, c.policy.MaxAttempts)
+		require.Equal(t, DefaultRetryPolicy.PerAttempt, c.policy.PerAttempt)
 		require.Equal(t, "x/1", c.userAgent)
+		p := retry.Policy{MaxAttempts: 7}
+		c, err = New("http://h", "tok", WithRetryPolicy(p))
+		require.NoError(t, err)
+		require.Equal(t, p, c.policy)
 	})
 }
 
@@ -148,62 +154,48 @@ func TestNewAPIError(t *testing.T) {
 	})
 }
 
-func TestRetryable(t *testing.T) {
+func TestRetriesByStatus(t *testing.T) {
 	t.Parallel()
-	live := context.Background()
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
-	apiErr := func(status int) error { return newAPIError("GET", BasePath, status, nil) }
 	cases := []struct {
-		name string
-		ctx  context.Context
-		err  error
-		want bool
+		status int
+		hits   int64
 	}{
-		{"NetworkError", live, errors.New("connection refused"), true},
-		{"Status500", live, apiErr(500), true},
-		{"Status502", live, apiErr(502), true},
-		{"Status503", live, apiErr(503), true},
-		{"Status504", live, apiErr(504), true},
-		{"Status429", live, apiErr(429), true},
-		{"Status501NotRetried", live, apiErr(501), false},
-		{"Status400NotRetried", live, apiErr(400), false},
-		{"Status401NotRetried", live, apiErr(401), false},
-		{"Status403NotRetried", live, apiErr(403), false},
-		{"Status404NotRetried", live, apiErr(404), false},
-		{"CallerGaveUp", done, errors.New("connection refused"), false},
-		{"CallerGaveUpOn503", done, apiErr(503), false},
+		{500, 1}, {501, 1}, {400, 1}, {401, 1}, {403, 1}, {404, 1},
+		{429, 3}, {502, 3}, {503, 3}, {504, 3},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(http.StatusText(tc.status), func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tc.want, retryable(tc.ctx, tc.err))
+			var hits atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				hits.Add(1)
+				w.WriteHeader(tc.status)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := New(srv.URL, "tok", WithRetryPolicy(retry.Policy{MaxAttempts: 3, MaxDelay: time.Millisecond}))
+			require.NoError(t, err)
+			_, err = c.UpsertPersona(context.Background(), UpsertRequest{Email: "persona.x@mana.test"})
+			var apiErr *APIError
+			require.ErrorAs(t, err, &apiErr)
+			require.Equal(t, tc.status, apiErr.Status)
+			require.Equal(t, tc.hits, hits.Load())
 		})
 	}
 }
 
-func TestWait(t *testing.T) {
+func TestSendsRequestID(t *testing.T) {
 	t.Parallel()
-	t.Run("NoBackoffNoWait", func(t *testing.T) {
-		t.Parallel()
-		c := &Client{}
-		require.Zero(t, c.wait(3, nil))
-	})
-	t.Run("GrowsAndIsCapped", func(t *testing.T) {
-		t.Parallel()
-		c := &Client{backoff: DefaultBackoff}
-		for attempt := range 10 {
-			d := c.wait(attempt, nil)
-			require.LessOrEqual(t, d, maxBackoff)
-			require.GreaterOrEqual(t, d, min(DefaultBackoff<<attempt, maxBackoff)/2)
-		}
-	})
-	t.Run("HonoursRetryAfterUpToCap", func(t *testing.T) {
-		t.Parallel()
-		c := &Client{}
-		require.Equal(t, 2e9, float64(c.wait(0, &response{header: http.Header{"Retry-After": {"2"}}})))
-		require.Equal(t, maxBackoff, c.wait(0, &response{header: http.Header{"Retry-After": {"3600"}}}))
-	})
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("X-Request-Id"))
+		_, _ = io.WriteString(w, `[]`)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(srv.URL, "tok")
+	require.NoError(t, err)
+	_, err = c.ListPersonas(reqid.With(context.Background(), "req-7"), ListOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "req-7", got.Load())
 }
 
 func TestDecodePage(t *testing.T) {
@@ -299,7 +291,7 @@ func TestRetriesOnNetworkErrors(t *testing.T) {
 		t.Run(tc.name+"RetriedThenFails", func(t *testing.T) {
 			t.Parallel()
 			base, conns := hangUp(t)
-			c, err := New(base, token, WithRetries(2), WithBackoff(0))
+			c, err := New(base, token, WithRetryPolicy(retry.Policy{MaxAttempts: 3}))
 			require.NoError(t, err)
 			err = tc.run(c)
 			require.Error(t, err)
@@ -321,7 +313,7 @@ func TestRetriesOnNetworkErrors(t *testing.T) {
 	t.Run("StopsWhenCallerGivesUp", func(t *testing.T) {
 		t.Parallel()
 		base, conns := hangUp(t)
-		c, err := New(base, token, WithRetries(5), WithBackoff(0))
+		c, err := New(base, token, WithRetryPolicy(retry.Policy{MaxAttempts: 6}))
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()

@@ -138,11 +138,11 @@ type Page struct {
 	NextCursor string
 }
 
-// UpsertPersona creates or updates the persona with req.Email. Retried on
-// network errors and 5xx: the endpoint is idempotent by email.
+// UpsertPersona creates or updates the persona with req.Email. Retried like
+// a read (package retry): the endpoint is idempotent by email.
 func (c *Client) UpsertPersona(ctx context.Context, req UpsertRequest) (*UpsertResult, error) {
 	var out UpsertResult
-	if err := c.do(ctx, call{method: http.MethodPost, body: req, retrySafe: true}, &out); err != nil {
+	if err := c.do(ctx, call{method: http.MethodPost, body: req, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -153,7 +153,7 @@ func (c *Client) UpsertPersona(ctx context.Context, req UpsertRequest) (*UpsertR
 // {"personas": [...], "nextCursor": ...}.
 func (c *Client) ListPersonas(ctx context.Context, opts ListOptions) (*Page, error) {
 	var raw json.RawMessage
-	cl := call{method: http.MethodGet, query: opts.values(), retrySafe: true}
+	cl := call{method: http.MethodGet, query: opts.values(), idempotent: true}
 	if err := c.do(ctx, cl, &raw); err != nil {
 		return nil, err
 	}
@@ -220,7 +220,7 @@ func (c *Client) GetPersona(ctx context.Context, id string) (*PersonaDetail, err
 		return nil, errors.New("adminclient: GetPersona: empty id")
 	}
 	var out PersonaDetail
-	if err := c.do(ctx, call{method: http.MethodGet, path: "/" + url.PathEscape(id), retrySafe: true}, &out); err != nil {
+	if err := c.do(ctx, call{method: http.MethodGet, path: "/" + url.PathEscape(id), idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -233,7 +233,7 @@ func (c *Client) DeletePersona(ctx context.Context, id string) error {
 	if id == "" {
 		return errors.New("adminclient: DeletePersona: empty id")
 	}
-	return c.do(ctx, call{method: http.MethodDelete, path: "/" + url.PathEscape(id), retrySafe: true}, nil)
+	return c.do(ctx, call{method: http.MethodDelete, path: "/" + url.PathEscape(id), idempotent: true}, nil)
 }
 
 // decodePage reads either list shape.

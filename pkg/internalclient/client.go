@@ -1,11 +1,13 @@
 // Package internalclient is the typed Go client for the personas internal
 // API (the runner's side): ListDue, Claim, PostActions and PostFeedback.
 //
-// Every call has a deadline. Calls are retried on network errors and 5xx
-// answers with jittered backoff: this is safe because every write of the
-// internal API is idempotent (deterministic row ids, insert-or-ignore), and
-// a repeated claim at worst leases more personas to the same runner. 4xx
-// answers are returned at once as *APIError.
+// Every attempt has a deadline. Retries follow package retry (network
+// errors, 429, 502/503/504; never another 4xx or a 500): reads and the two
+// writes are retried, which is safe because every write of the internal API
+// is idempotent (deterministic row ids, insert-or-ignore). A claim is not:
+// it is repeated only when it cannot have reached the server. Failures are
+// returned as *APIError (an answer) or the transport's error. Every request
+// carries the context's X-Request-Id (package reqid).
 package internalclient
 
 import (
@@ -15,13 +17,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mana/personas/pkg/reqid"
+	"github.com/mana/personas/pkg/retry"
 )
 
 // ErrNotFound is returned (wrapped in *APIError) for an unknown persona.
@@ -54,15 +57,20 @@ func (e *APIError) Is(target error) bool {
 	return target == ErrNotFound && e.Status == http.StatusNotFound
 }
 
+// DefaultRetryPolicy is package retry's policy for the runner's calls.
+var DefaultRetryPolicy = retry.Policy{
+	MaxAttempts: 3,
+	BaseDelay:   200 * time.Millisecond,
+	MaxDelay:    5 * time.Second,
+	PerAttempt:  10 * time.Second,
+}
+
 // Client talks to personas-internal (directly or through the gateway).
 type Client struct {
-	base     string
-	key      string
-	appID    string
-	hc       *http.Client
-	timeout  time.Duration
-	attempts int
-	backoff  time.Duration
+	base   string
+	key    string
+	hc     *http.Client
+	policy retry.Policy
 }
 
 // Option configures a Client.
@@ -71,17 +79,15 @@ type Option func(*Client)
 // WithHTTPClient replaces the HTTP client.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
-// WithTimeout bounds each attempt (default 10 s).
-func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+// WithRetryPolicy replaces DefaultRetryPolicy.
+func WithRetryPolicy(p retry.Policy) Option { return func(c *Client) { c.policy = p } }
 
-// WithRetries sets how many attempts a call makes in all (default 3) and
-// the first backoff (default 200 ms, doubling).
+// WithRetries sets how many attempts a call makes in all (at least one)
+// and the ceiling of the first backoff (doubling, with full jitter), keeping
+// the rest of the policy.
 func WithRetries(attempts int, backoff time.Duration) Option {
-	return func(c *Client) { c.attempts, c.backoff = max(attempts, 1), backoff }
+	return func(c *Client) { c.policy.MaxAttempts, c.policy.BaseDelay = max(attempts, 1), backoff }
 }
-
-// WithAppID sends X-App-Id on every request.
-func WithAppID(id string) Option { return func(c *Client) { c.appID = id } }
 
 // New returns a client for baseURL (for example http://localhost:3060)
 // authenticating with serviceKey.
@@ -92,7 +98,7 @@ func New(baseURL, serviceKey string, opts ...Option) (*Client, error) {
 	}
 	c := &Client{
 		base: strings.TrimRight(baseURL, "/") + "/api/v1/personas/internal",
-		key:  serviceKey, hc: &http.Client{}, timeout: 10 * time.Second, attempts: 3, backoff: 200 * time.Millisecond,
+		key:  serviceKey, hc: &http.Client{}, policy: DefaultRetryPolicy,
 	}
 	for _, o := range opts {
 		o(c)
@@ -139,10 +145,10 @@ type ClaimRequest struct {
 }
 
 // Claim leases due personas to one runner. Unlike the other calls it is
-// retried only when the request cannot have reached the server (the
-// connection was refused): a claim whose answer was lost has leased
-// personas that a repeated claim would not return, so they would sit idle
-// until their lease ran out.
+// not idempotent, so it is retried only when the request cannot have
+// reached the server (the connection was refused): a claim whose answer was
+// lost has leased personas that a repeated claim would not return, so they
+// would sit idle until their lease ran out.
 func (c *Client) Claim(ctx context.Context, req ClaimRequest) (*DueResponse, error) {
 	var out DueResponse
 	return &out, c.doWith(ctx, http.MethodPost, "/due/claim", req, &out, false)
@@ -192,8 +198,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return c.doWith(ctx, method, path, in, out, true)
 }
 
-// doWith makes the call; idempotent calls are retried on any network error
-// and on 5xx, the others only when the connection could not be made.
+// doWith makes the call under the retry policy; idempotent says whether it
+// may be repeated after an ambiguous failure.
 func (c *Client) doWith(ctx context.Context, method, path string, in, out any, idempotent bool) error {
 	var body []byte
 	if in != nil {
@@ -202,78 +208,42 @@ func (c *Client) doWith(ctx context.Context, method, path string, in, out any, i
 			return fmt.Errorf("internalclient: encode request: %w", err)
 		}
 	}
-	delay := c.backoff
-	var lastErr error
-	for attempt := 1; attempt <= c.attempts; attempt++ {
-		retry, err := c.once(ctx, method, path, body, out)
-		if err == nil || !retry {
-			return err
+	resp, err := c.policy.Do(ctx, idempotent, func(actx context.Context) (*http.Response, error) {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
 		}
-		if !idempotent && !notSent(err) {
-			return err
+		req, err := http.NewRequestWithContext(actx, method, c.base+path, rd)
+		if err != nil {
+			return nil, err
 		}
-		lastErr = err
-		if attempt == c.attempts {
-			break
+		req.Header.Set("X-Service-Key", c.key)
+		req.Header.Set("Accept", "application/json")
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
 		}
-		wait := delay/2 + rand.N(delay/2+1)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("internalclient: %s %s: %w (last error: %w)", method, path, ctx.Err(), lastErr)
-		case <-time.After(wait):
+		if id := reqid.From(ctx); id != "" {
+			req.Header.Set(reqid.Header, id)
 		}
-		delay *= 2
-	}
-	return lastErr
-}
-
-// once makes one attempt and says whether a failure may be retried.
-func (c *Client) once(ctx context.Context, method, path string, body []byte, out any) (retry bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+		return c.hc.Do(req)
+	})
 	if err != nil {
-		return false, fmt.Errorf("internalclient: %w", err)
-	}
-	req.Header.Set("X-Service-Key", c.key)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.appID != "" {
-		req.Header.Set("X-App-Id", c.appID)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		// The caller's own cancellation is final; anything else (refused,
-		// reset, this attempt's timeout) may be retried.
-		return ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded), fmt.Errorf("internalclient: %s %s: %w", method, path, err)
+		return fmt.Errorf("internalclient: %s %s: %w", method, path, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return true, fmt.Errorf("internalclient: read response: %w", err)
+		return fmt.Errorf("internalclient: %s %s: read response: %w", method, path, err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return false, fmt.Errorf("internalclient: decode response: %w", err)
+			return fmt.Errorf("internalclient: decode response: %w", err)
 		}
-		return false, nil
+		return nil
 	}
 	apiErr := &APIError{Status: resp.StatusCode}
 	if json.Unmarshal(raw, apiErr) != nil || apiErr.Code == "" {
 		apiErr.Code = http.StatusText(resp.StatusCode)
 	}
-	return resp.StatusCode >= 500, apiErr
-}
-
-// notSent reports whether err means the request never reached the server:
-// the connection itself failed.
-func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	return apiErr
 }

@@ -4,9 +4,13 @@
 // issues.
 //
 // The package never logs or returns a password, a bearer token or a service
-// key: requests are logged by method, path and status only, and response
+// key: requests are logged by method, path and status only, and messages and
 // excerpts carried by errors are scrubbed of the secrets of the request.
-// Only calls that are safe to repeat are retried; register and login never.
+// Every log line passes the call's context, and every request carries the
+// context's X-Request-Id (package reqid), so one id finds a request's calls
+// here and on mana-auth's side. Retries follow package retry: only calls
+// that are safe to repeat are retried after an ambiguous failure; register
+// and login never.
 package manaauth
 
 import (
@@ -21,13 +25,14 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mana/personas/pkg/reqid"
+	"github.com/mana/personas/pkg/retry"
 )
 
 // Defaults for a Client and a Verifier.
 const (
 	DefaultTimeout         = 10 * time.Second
-	DefaultRetries         = 2 // extra attempts after the first, for safe calls
-	DefaultRetryBackoff    = 100 * time.Millisecond
 	DefaultPageSize        = 100
 	DefaultAudience        = "mana"
 	DefaultClockSkew       = 30 * time.Second
@@ -40,25 +45,32 @@ const (
 	maxBody = 1 << 20
 )
 
+// DefaultRetryPolicy is the Client's retry policy: package retry's, with a
+// per-attempt deadline short enough that a hanging first attempt leaves
+// time for a second within DefaultTimeout.
+var DefaultRetryPolicy = retry.Policy{
+	MaxAttempts: 3,
+	BaseDelay:   100 * time.Millisecond,
+	MaxDelay:    time.Second,
+	PerAttempt:  4 * time.Second,
+}
+
 // Client calls mana-auth. It is safe for concurrent use.
 type Client struct {
 	base       string
 	http       *http.Client
 	serviceKey string
 	timeout    time.Duration
-	retries    int
-	backoff    time.Duration
+	policy     retry.Policy
 	pageSize   int
 	log        *slog.Logger
 }
 
 // options is shared by Client and Verifier; each ignores what it does not use.
 type options struct {
-	httpClient      *http.Client
 	serviceKey      string
 	timeout         time.Duration
-	retries         int
-	backoff         time.Duration
+	policy          retry.Policy
 	pageSize        int
 	logger          *slog.Logger
 	issuer          string
@@ -72,10 +84,6 @@ type options struct {
 // Option configures a Client or a Verifier.
 type Option func(*options)
 
-// WithHTTPClient sets the HTTP client (Client and Verifier). Its own Timeout,
-// if any, still applies on top of the per-call deadline.
-func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
-
 // WithServiceKey sets the X-Service-Key sent to internal endpoints (Client).
 func WithServiceKey(key string) Option { return func(o *options) { o.serviceKey = key } }
 
@@ -83,11 +91,10 @@ func WithServiceKey(key string) Option { return func(o *options) { o.serviceKey 
 // and of one JWKS fetch (Verifier). Default DefaultTimeout.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
-// WithRetry sets how many extra attempts a safe call may make and the base
-// backoff between them (doubled each time). WithRetry(0, 0) disables retries.
-func WithRetry(retries int, backoff time.Duration) Option {
-	return func(o *options) { o.retries, o.backoff = retries, backoff }
-}
+// WithRetryPolicy replaces DefaultRetryPolicy (Client). A policy of one
+// attempt disables retries; the call's deadline (WithTimeout) still bounds
+// all attempts together.
+func WithRetryPolicy(p retry.Policy) Option { return func(o *options) { o.policy = p } }
 
 // WithPageSize sets the page size FindUserByEmail uses (Client).
 func WithPageSize(n int) Option { return func(o *options) { o.pageSize = n } }
@@ -98,8 +105,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 func buildOptions(opts []Option) options {
 	o := options{
 		timeout:         DefaultTimeout,
-		retries:         DefaultRetries,
-		backoff:         DefaultRetryBackoff,
+		policy:          DefaultRetryPolicy,
 		pageSize:        DefaultPageSize,
 		audience:        DefaultAudience,
 		skew:            DefaultClockSkew,
@@ -110,17 +116,11 @@ func buildOptions(opts []Option) options {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.httpClient == nil {
-		o.httpClient = &http.Client{}
-	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
 	if o.timeout <= 0 {
 		o.timeout = DefaultTimeout
-	}
-	if o.retries < 0 {
-		o.retries = 0
 	}
 	if o.pageSize <= 0 {
 		o.pageSize = DefaultPageSize
@@ -138,11 +138,10 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	o := buildOptions(opts)
 	return &Client{
 		base:       base,
-		http:       o.httpClient,
+		http:       &http.Client{},
 		serviceKey: o.serviceKey,
 		timeout:    o.timeout,
-		retries:    o.retries,
-		backoff:    o.backoff,
+		policy:     o.policy,
 		pageSize:   o.pageSize,
 		log:        o.logger,
 	}, nil
@@ -175,7 +174,7 @@ type request struct {
 	body       any
 	bearer     string
 	serviceKey bool
-	retry      bool // safe to repeat on a network error or a 5xx
+	idempotent bool // safe to repeat after an ambiguous failure (see package retry)
 	secrets    []string
 	// mapStatus lets an operation map statuses beyond the common ones; it
 	// returns nil to fall back to the defaults.
@@ -190,8 +189,8 @@ type errorBody struct {
 	Message string `json:"message"`
 }
 
-// do runs req under the client's deadline, retrying safe calls, and decodes
-// a 2xx JSON body into out (when out is non-nil).
+// do runs req under the client's deadline with the retry policy, and
+// decodes a 2xx JSON body into out (when out is non-nil).
 func (c *Client) do(ctx context.Context, req request, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -210,62 +209,70 @@ func (c *Client) do(ctx context.Context, req request, out any) error {
 	// Scrub what this request carried, and the service key always.
 	secrets := append([]string{req.bearer, c.serviceKey}, req.secrets...)
 
-	attempts := 1
-	if req.retry {
-		attempts += c.retries
-	}
-	var lastErr error
-	for attempt := 1; attempt <= attempts; attempt++ {
-		if attempt > 1 {
-			wait := c.backoff << (attempt - 2)
-			select {
-			case <-ctx.Done():
-				return c.ctxError(ctx, req.op, lastErr)
-			case <-time.After(wait):
-			}
-		}
-		status, body, err := c.send(ctx, req, target, payload)
+	attempt := 0
+	res, err := c.policy.Do(ctx, req.idempotent, func(actx context.Context) (*http.Response, error) {
+		attempt++
+		res, err := c.send(actx, req, target, payload)
 		if err != nil {
-			if ctx.Err() != nil || isTimeout(err) {
-				c.log.WarnContext(ctx, "mana-auth call timed out", "op", req.op, "method", req.method, "path", req.path, "attempt", attempt)
-				return c.ctxError(ctx, req.op, err)
-			}
-			lastErr = &UpstreamError{Op: req.op, Err: err}
-			c.log.WarnContext(ctx, "mana-auth unreachable", "op", req.op, "method", req.method, "path", req.path, "attempt", attempt, "err", err)
-			continue
+			c.log.WarnContext(ctx, "mana-auth call failed", "op", req.op, "method", req.method, "path", req.path, "attempt", attempt,
+				"err", excerpt([]byte(err.Error()), secrets...))
+			return nil, err
 		}
-		c.log.DebugContext(ctx, "mana-auth call", "op", req.op, "method", req.method, "path", req.path, "status", status, "attempt", attempt)
-		if status >= 200 && status < 300 {
-			if out == nil || status == http.StatusNoContent {
-				return nil
-			}
-			if err := json.Unmarshal(body, out); err != nil {
-				return &UpstreamError{Op: req.op, Status: status, Body: excerpt(body, secrets...), Err: fmt.Errorf("decoding response: %w", err)}
-			}
+		level := slog.LevelDebug
+		if res.StatusCode >= 500 || res.StatusCode == http.StatusTooManyRequests {
+			level = slog.LevelWarn
+		}
+		c.log.Log(ctx, level, "mana-auth call", "op", req.op, "method", req.method, "path", req.path, "status", res.StatusCode, "attempt", attempt)
+		return res, nil
+	})
+	if err != nil {
+		if ctx.Err() != nil || isTimeout(err) {
+			c.log.WarnContext(ctx, "mana-auth call timed out", "op", req.op, "method", req.method, "path", req.path, "attempts", attempt)
+			return c.ctxError(ctx, req.op, err)
+		}
+		return &UpstreamError{Op: req.op, Err: err}
+	}
+	defer func() { _ = res.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
+	if err != nil {
+		if ctx.Err() != nil || isTimeout(err) {
+			return c.ctxError(ctx, req.op, err)
+		}
+		return &UpstreamError{Op: req.op, Status: res.StatusCode, Err: fmt.Errorf("reading response: %w", err)}
+	}
+	status := res.StatusCode
+	switch {
+	case status >= 200 && status < 300:
+		if out == nil || status == http.StatusNoContent {
 			return nil
 		}
-		if status >= 500 {
-			lastErr = &UpstreamError{Op: req.op, Status: status, Body: excerpt(body, secrets...)}
-			c.log.WarnContext(ctx, "mana-auth server error", "op", req.op, "method", req.method, "path", req.path, "status", status, "attempt", attempt)
-			continue
+		if err := json.Unmarshal(body, out); err != nil {
+			return &UpstreamError{Op: req.op, Status: status, Body: excerpt(body, secrets...), Err: fmt.Errorf("decoding response: %w", err)}
 		}
-		return c.statusError(req, status, body, secrets)
+		return nil
+	case status >= 500:
+		return &UpstreamError{Op: req.op, Status: status, Body: excerpt(body, secrets...)}
 	}
-	return lastErr
+	return c.statusError(req, status, body, secrets)
 }
 
-func (c *Client) send(ctx context.Context, req request, target string, payload []byte) (int, []byte, error) {
+// send makes one attempt's request; the body is rebuilt from payload each
+// time, so a retry sends the same bytes.
+func (c *Client) send(ctx context.Context, req request, target string, payload []byte) (*http.Response, error) {
 	var rd io.Reader
 	if payload != nil {
 		rd = bytes.NewReader(payload)
 	}
 	hr, err := http.NewRequestWithContext(ctx, req.method, target, rd)
 	if err != nil {
-		return 0, nil, fmt.Errorf("building request: %w", err)
+		return nil, fmt.Errorf("building request: %w", err)
 	}
 	hr.Header.Set("Accept", "application/json")
 	if payload != nil {
 		hr.Header.Set("Content-Type", "application/json")
+	}
+	if id := reqid.From(ctx); id != "" {
+		hr.Header.Set(reqid.Header, id)
 	}
 	if req.bearer != "" {
 		hr.Header.Set("Authorization", "Bearer "+req.bearer)
@@ -273,16 +280,7 @@ func (c *Client) send(ctx context.Context, req request, target string, payload [
 	if req.serviceKey {
 		hr.Header.Set("X-Service-Key", c.serviceKey)
 	}
-	res, err := c.http.Do(hr)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer func() { _ = res.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
-	if err != nil {
-		return 0, nil, fmt.Errorf("reading response: %w", err)
-	}
-	return res.StatusCode, body, nil
+	return c.http.Do(hr)
 }
 
 // ctxError turns an expired or cancelled context into the package's error.
@@ -299,7 +297,8 @@ func isTimeout(err error) bool {
 	return errors.As(err, &te) && te.Timeout()
 }
 
-// statusError maps a non-2xx, non-5xx answer.
+// statusError maps a non-2xx, non-5xx answer. Code and Message are
+// decoded here, once, from the whole body.
 func (c *Client) statusError(req request, status int, body []byte, secrets []string) error {
 	var eb errorBody
 	_ = json.Unmarshal(body, &eb)
@@ -314,6 +313,9 @@ func (c *Client) statusError(req request, status int, body []byte, secrets []str
 	}
 	if req.mapStatus != nil {
 		if kind := req.mapStatus(status, code); kind != nil {
+			if errors.Is(kind, ErrRefused) {
+				return &RefusedError{StatusError: &StatusError{Op: req.op, Status: status, Code: code, Message: msg, kind: ErrRefused}}
+			}
 			return mk(kind)
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/mana/personas/pkg/manaauth"
+	"github.com/mana/personas/pkg/reqid"
+	"github.com/mana/personas/pkg/retry"
 	"github.com/stretchr/testify/require"
 )
 
@@ -57,7 +59,7 @@ func newClient(t *testing.T, url string, opts ...manaauth.Option) (*manaauth.Cli
 	logs := &bytes.Buffer{}
 	base := []manaauth.Option{
 		manaauth.WithServiceKey(secretKey),
-		manaauth.WithRetry(2, time.Millisecond),
+		manaauth.WithRetryPolicy(retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, PerAttempt: time.Minute}),
 		manaauth.WithLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 	}
 	c, err := manaauth.New(url, append(base, opts...)...)
@@ -161,13 +163,38 @@ func TestClientErrorMapping(t *testing.T) {
 		require.Contains(t, err.Error(), "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL")
 	})
 
-	t.Run("Other422IsUpstreamError", func(t *testing.T) {
+	t.Run("Other400Or422OnRegisterIsRefused", func(t *testing.T) {
+		t.Parallel()
+		for _, status := range []int{400, 422} {
+			long := strings.Repeat("y", 300)
+			f := newFake(t, reply(status, `{"code":"PASSWORD_TOO_SHORT","message":"Password too short: `+secretPassword+` `+long+`"}`))
+			c, logs := newClient(t, f.URL)
+			err := calls["Register"](context.Background(), c)
+			require.ErrorIs(t, err, manaauth.ErrRefused)
+			require.NotErrorIs(t, err, manaauth.ErrAlreadyExists)
+			var re *manaauth.RefusedError
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, "register", re.Op)
+			require.Equal(t, status, re.Status)
+			require.Equal(t, "PASSWORD_TOO_SHORT", re.Code)
+			require.True(t, strings.HasPrefix(re.Message, "Password too short: [redacted] yyy"), re.Message)
+			var se *manaauth.StatusError
+			require.ErrorAs(t, err, &se, "callers matching StatusError by status still see it")
+			require.Equal(t, status, se.Status)
+			require.EqualValues(t, 1, f.hits.Load())
+			requireNoSecrets(t, "Register", err.Error(), logs.String())
+		}
+	})
+
+	t.Run("422OnLoginIsUpstreamError", func(t *testing.T) {
 		t.Parallel()
 		f := newFake(t, reply(422, `{"code":"SOMETHING_ELSE"}`))
 		c, _ := newClient(t, f.URL)
+		err := calls["Login"](context.Background(), c)
 		var ue *manaauth.UpstreamError
-		require.ErrorAs(t, calls["Register"](context.Background(), c), &ue)
+		require.ErrorAs(t, err, &ue)
 		require.Equal(t, 422, ue.Status)
+		require.NotErrorIs(t, err, manaauth.ErrRefused)
 	})
 
 	t.Run("UndecodableSuccessIsUpstreamError", func(t *testing.T) {
@@ -201,14 +228,14 @@ func TestClientRetries(t *testing.T) {
 	t.Parallel()
 
 	for name, call := range calls {
-		t.Run("Persistent500/"+name, func(t *testing.T) {
+		t.Run("Persistent503/"+name, func(t *testing.T) {
 			t.Parallel()
-			f := newFake(t, reply(500, fmt.Sprintf(`{"error":"boom %s %s %s"}`, secretPassword, secretBearer, secretKey)))
+			f := newFake(t, reply(503, fmt.Sprintf(`{"error":"boom %s %s %s"}`, secretPassword, secretBearer, secretKey)))
 			c, logs := newClient(t, f.URL)
 			err := call(context.Background(), c)
 			var ue *manaauth.UpstreamError
 			require.ErrorAs(t, err, &ue)
-			require.Equal(t, 500, ue.Status)
+			require.Equal(t, 503, ue.Status)
 			if retried[name] {
 				require.EqualValues(t, 3, f.hits.Load(), "safe calls are retried")
 			} else {
@@ -216,7 +243,34 @@ func TestClientRetries(t *testing.T) {
 			}
 			requireNoSecrets(t, name, err.Error(), logs.String())
 		})
+
+		t.Run("500IsNotRetried/"+name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t, reply(500, `{"error":"bug"}`))
+			c, _ := newClient(t, f.URL)
+			var ue *manaauth.UpstreamError
+			require.ErrorAs(t, call(context.Background(), c), &ue)
+			require.Equal(t, 500, ue.Status)
+			require.EqualValues(t, 1, f.hits.Load(), "a 500 is a bug a retry meets again")
+		})
 	}
+
+	t.Run("HangingAttemptIsRetriedWithinTheCallDeadline", func(t *testing.T) {
+		t.Parallel()
+		var n atomic.Int64
+		f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1) == 1 {
+				<-r.Context().Done()
+				return
+			}
+			reply(200, `{"user":{"id":"u1"}}`)(w, r)
+		})
+		c, _ := newClient(t, f.URL, manaauth.WithRetryPolicy(retry.Policy{MaxAttempts: 2, PerAttempt: 250 * time.Millisecond}))
+		u, err := c.GetUser(context.Background(), secretBearer, "u1")
+		require.NoError(t, err)
+		require.Equal(t, "u1", u.ID)
+		require.EqualValues(t, 2, f.hits.Load())
+	})
 
 	t.Run("StampSucceedsAfterOne503", func(t *testing.T) {
 		t.Parallel()
@@ -360,6 +414,36 @@ func TestClientRequests(t *testing.T) {
 		u, err := c.GetUser(ctx, secretBearer, "a/b")
 		require.NoError(t, err)
 		require.True(t, u.EmailVerified)
+	})
+
+	t.Run("EveryCallSendsTheRequestId", func(t *testing.T) {
+		t.Parallel()
+		var seen atomic.Int64
+		f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Request-Id") == "req-42" {
+				seen.Add(1)
+			}
+			reply(503, `{}`)(w, r)
+		})
+		c, logs := newClient(t, f.URL, manaauth.WithRetryPolicy(retry.Policy{MaxAttempts: 2}))
+		ctx := reqid.With(context.Background(), "req-42")
+		for _, call := range calls {
+			_ = call(ctx, c)
+		}
+		require.Equal(t, f.hits.Load(), seen.Load(), "every attempt of every call carries the id")
+		require.NotContains(t, logs.String(), "Authorization")
+	})
+
+	t.Run("NoRequestIdWithoutOne", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+			_, present := r.Header["X-Request-Id"]
+			require.False(t, present)
+			reply(200, `{"user":{"id":"u1"}}`)(w, r)
+		})
+		c, _ := newClient(t, f.URL)
+		_, err := c.GetUser(ctx, secretBearer, "u1")
+		require.NoError(t, err)
 	})
 
 	t.Run("StampWithoutServiceKeyFailsLocally", func(t *testing.T) {

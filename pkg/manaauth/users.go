@@ -135,19 +135,27 @@ type StampResponse struct {
 	EmailVerified bool   `json:"emailVerified"`
 }
 
-// isAlreadyExists recognises Better Auth's duplicate-email answers:
-// 422 USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL (1.6) or USER_ALREADY_EXISTS.
-func isAlreadyExists(status int, code string) error {
+// registerStatus maps register's refusals: Better Auth's duplicate-email
+// answers (422 USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL in 1.6, or
+// USER_ALREADY_EXISTS) to ErrAlreadyExists, any other 400 or 422 (a
+// password or name its policy rejects) to ErrRefused.
+func registerStatus(status int, code string) error {
 	if (status == http.StatusUnprocessableEntity || status == http.StatusBadRequest || status == http.StatusConflict) &&
 		strings.HasPrefix(code, "USER_ALREADY_EXISTS") {
 		return ErrAlreadyExists
 	}
+	if status == http.StatusBadRequest || status == http.StatusUnprocessableEntity {
+		return ErrRefused
+	}
 	return nil
 }
 
-// Register creates an account. It is never retried: a lost answer followed
+// Register creates an account. It is not idempotent, so it is retried only
+// when the connection could not be made (package retry): a lost answer followed
 // by a retry would report a duplicate for the caller's own account. On a
-// taken email it returns an error wrapping ErrAlreadyExists.
+// taken email it returns an error wrapping ErrAlreadyExists; when mana-auth
+// refuses the input otherwise (400/422), a *RefusedError carrying its code
+// and message.
 func (c *Client) Register(ctx context.Context, r RegisterRequest) (*RegisterResponse, error) {
 	if r.Name == "" {
 		r.Name, _, _ = strings.Cut(r.Email, "@")
@@ -155,7 +163,7 @@ func (c *Client) Register(ctx context.Context, r RegisterRequest) (*RegisterResp
 	var out RegisterResponse
 	err := c.do(ctx, request{
 		op: "register", method: http.MethodPost, path: "/api/v1/auth/register",
-		body: r, secrets: []string{r.Password}, mapStatus: isAlreadyExists,
+		body: r, secrets: []string{r.Password}, mapStatus: registerStatus,
 	}, &out)
 	if err != nil {
 		return nil, err
@@ -167,8 +175,8 @@ func (c *Client) Register(ctx context.Context, r RegisterRequest) (*RegisterResp
 }
 
 // Login signs in with email and password and returns the session, whose
-// AccessToken is the JWT. Wrong credentials wrap ErrUnauthorized. Never
-// retried.
+// AccessToken is the JWT. Wrong credentials wrap ErrUnauthorized. Retried
+// only when the connection could not be made: each login opens a session.
 func (c *Client) Login(ctx context.Context, email, password string) (*LoginResponse, error) {
 	var out LoginResponse
 	err := c.do(ctx, request{
@@ -200,7 +208,7 @@ func (c *Client) SearchUsers(ctx context.Context, bearer, search string, page, l
 	var out UserPage
 	err := c.do(ctx, request{
 		op: "search users", method: http.MethodGet, path: "/api/v1/admin/users",
-		query: q, bearer: bearer, retry: true,
+		query: q, bearer: bearer, idempotent: true,
 	}, &out)
 	if err != nil {
 		return nil, err
@@ -252,7 +260,7 @@ func (c *Client) GetUser(ctx context.Context, bearer, id string) (*User, error) 
 	}
 	err := c.do(ctx, request{
 		op: "get user", method: http.MethodGet, path: "/api/v1/admin/users/" + url.PathEscape(id) + "/data",
-		bearer: bearer, retry: true,
+		bearer: bearer, idempotent: true,
 	}, &out)
 	if err != nil {
 		return nil, err
@@ -264,7 +272,7 @@ func (c *Client) GetUser(ctx context.Context, bearer, id string) (*User, error) 
 }
 
 // DeleteUser deletes a user and all their data (admin endpoint). It is
-// retried on network errors and 5xx; a retry that finds the user gone
+// retried like a read (package retry); a retry that finds the user gone
 // reports ErrNotFound, which callers treat as "already deleted".
 func (c *Client) DeleteUser(ctx context.Context, bearer, id string) error {
 	if id == "" {
@@ -275,7 +283,7 @@ func (c *Client) DeleteUser(ctx context.Context, bearer, id string) error {
 	}
 	err := c.do(ctx, request{
 		op: "delete user", method: http.MethodDelete, path: "/api/v1/admin/users/" + url.PathEscape(id) + "/data",
-		bearer: bearer, retry: true,
+		bearer: bearer, idempotent: true,
 	}, &out)
 	if err != nil {
 		return err
@@ -299,7 +307,7 @@ func (c *Client) StampPersona(ctx context.Context, userID string) (*StampRespons
 	var out StampResponse
 	err := c.do(ctx, request{
 		op: "stamp persona", method: http.MethodPost, path: "/api/v1/internal/users/" + url.PathEscape(userID) + "/persona-stamp",
-		serviceKey: true, retry: true,
+		serviceKey: true, idempotent: true,
 	}, &out)
 	if err != nil {
 		return nil, err

@@ -107,14 +107,9 @@ func NewVerifier(ctx context.Context, authURL string, opts ...Option) (*Verifier
 	if o.issuer == "" {
 		o.issuer = base
 	}
-	hc := o.httpClient
-	if hc.Timeout == 0 || hc.Timeout > o.timeout {
-		// The jwk cache fetches without a context: the client's own
-		// timeout is what keeps a hanging mana-auth from pinning it.
-		c := *hc
-		c.Timeout = o.timeout
-		hc = &c
-	}
+	// The jwk cache fetches without a context: the client's own timeout is
+	// what keeps a hanging mana-auth from pinning it.
+	hc := &http.Client{Timeout: o.timeout}
 	refresh := o.refreshInterval
 	if refresh < time.Second {
 		refresh = time.Second
@@ -124,7 +119,7 @@ func NewVerifier(ctx context.Context, authURL string, opts ...Option) (*Verifier
 	cache := jwk.NewCache(ctx,
 		jwk.WithRefreshWindow(refresh),
 		jwk.WithErrSink(errSink(func(err error) {
-			log.Warn("mana-auth JWKS refresh failed", "err", err)
+			log.WarnContext(ctx, "mana-auth JWKS refresh failed", "err", err)
 		})),
 	)
 	url := base + JWKSPath
@@ -132,7 +127,7 @@ func NewVerifier(ctx context.Context, authURL string, opts ...Option) (*Verifier
 		jwk.WithHTTPClient(hc),
 		jwk.WithRefreshInterval(refresh),
 		jwk.WithPostFetcher(jwk.PostFetchFunc(func(_ string, set jwk.Set) (jwk.Set, error) {
-			log.Debug("mana-auth JWKS fetched", "keys", set.Len())
+			log.DebugContext(ctx, "mana-auth JWKS fetched", "keys", set.Len())
 			return set, nil
 		})),
 	); err != nil {
@@ -148,7 +143,7 @@ func NewVerifier(ctx context.Context, authURL string, opts ...Option) (*Verifier
 		fctx, fcancel := context.WithTimeout(ctx, o.timeout)
 		defer fcancel()
 		if _, err := src.keys(fctx); err != nil {
-			log.Warn("mana-auth JWKS not available at start; will retry on demand", "url", url, "err", err)
+			log.WarnContext(fctx, "mana-auth JWKS not available at start; will retry on demand", "url", url, "err", err)
 		}
 	}()
 	return newVerifier(src, o, cancel), nil
@@ -414,7 +409,7 @@ func (c *cachedKeys) call(ctx context.Context, f func(context.Context, string) (
 // A Verifier keeps its own cache; this is for inspection and contract tests.
 func (c *Client) JWKS(ctx context.Context) (jwk.Set, error) {
 	var raw json.RawMessage
-	if err := c.do(ctx, request{op: "jwks", method: http.MethodGet, path: JWKSPath, retry: true}, &raw); err != nil {
+	if err := c.do(ctx, request{op: "jwks", method: http.MethodGet, path: JWKSPath, idempotent: true}, &raw); err != nil {
 		return nil, err
 	}
 	set, err := jwk.Parse(raw)

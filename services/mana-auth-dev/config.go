@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mana/personas/pkg/manaauth/devauth"
+	"github.com/mana/personas/services/mana-auth-dev/devauth"
 )
 
 // config is the whole configuration of mana-auth-dev. This file is the only

@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/mana/personas/pkg/manaauth"
-	"github.com/mana/personas/pkg/manaauth/devauth"
+	"github.com/mana/personas/services/mana-auth-dev/devauth"
 )
 
 func main() {

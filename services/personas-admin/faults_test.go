@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana/personas/pkg/manaauth"
-	"github.com/mana/personas/pkg/manaauth/devauth"
 	"github.com/mana/personas/pkg/personas"
+	"github.com/mana/personas/services/mana-auth-dev/devauth"
 )
 
 // TestUpstreamFaults injects one fault into the stand-in per case: the

@@ -6,6 +6,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/mana/personas/pkg v0.0.0-00010101000000-000000000000
+	github.com/mana/personas/services/mana-auth-dev v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/crypto v0.59.0
@@ -58,3 +59,5 @@ require (
 )
 
 replace github.com/mana/personas/pkg => ../../pkg
+
+replace github.com/mana/personas/services/mana-auth-dev => ../mana-auth-dev

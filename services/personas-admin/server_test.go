@@ -18,10 +18,10 @@ import (
 
 	"github.com/mana/personas/pkg/dbtest"
 	"github.com/mana/personas/pkg/manaauth"
-	"github.com/mana/personas/pkg/manaauth/devauth"
 	"github.com/mana/personas/pkg/openapitest"
 	"github.com/mana/personas/pkg/personas"
 	"github.com/mana/personas/pkg/personas/personastest"
+	"github.com/mana/personas/services/mana-auth-dev/devauth"
 )
 
 const (

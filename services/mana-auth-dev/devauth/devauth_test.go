@@ -14,7 +14,8 @@ import (
 	"github.com/mana/personas/pkg/dbtest"
 	"github.com/mana/personas/pkg/manaauth"
 	"github.com/mana/personas/pkg/manaauth/contracttest"
-	"github.com/mana/personas/pkg/manaauth/devauth"
+	"github.com/mana/personas/pkg/retry"
+	"github.com/mana/personas/services/mana-auth-dev/devauth"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -308,9 +309,9 @@ func TestFaults(t *testing.T) {
 		require.True(t, res.EmailVerified)
 	})
 
-	t.Run("StampRetriesPastOne500", func(t *testing.T) {
+	t.Run("StampRetriesPastOne503", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, manaauth.WithRetry(1, time.Millisecond))
+		b := setup(t, manaauth.WithRetryPolicy(retry.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
 		reg, err := b.client.Register(ctx, manaauth.RegisterRequest{Email: "retry@mana.test", Password: "password-1"})
 		require.NoError(t, err)
 		require.NoError(t, b.srv.Faults().Set(devauth.OpStamp, devauth.Fault{Status: 503, Times: 1}))
@@ -321,7 +322,7 @@ func TestFaults(t *testing.T) {
 
 	t.Run("DeleteFailingAfterTheWorkLeavesItDone", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, manaauth.WithRetry(0, 0))
+		b := setup(t, manaauth.WithRetryPolicy(retry.Policy{MaxAttempts: 1}))
 		reg, err := b.client.Register(ctx, manaauth.RegisterRequest{Email: "after@mana.test", Password: "password-1"})
 		require.NoError(t, err)
 		admin := adminToken(t, b)
@@ -333,7 +334,7 @@ func TestFaults(t *testing.T) {
 
 	t.Run("FaultEndpointNeedsServiceKeyAndDrivesFaults", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, manaauth.WithRetry(0, 0))
+		b := setup(t, manaauth.WithRetryPolicy(retry.Policy{MaxAttempts: 1}))
 		post := func(key, body string) int {
 			req, _ := http.NewRequest(http.MethodPost, b.url+"/__faults", bytes.NewBufferString(body))
 			req.Header.Set("Content-Type", "application/json")
