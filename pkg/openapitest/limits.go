@@ -80,7 +80,7 @@ func (l *Limits) MaxLength(s *openapi3.Schema) int {
 	if s.MaxLength == nil {
 		l.t.Fatalf("openapitest: maxLength not set")
 	}
-	return int(*s.MaxLength)
+	return asInt(*s.MaxLength)
 }
 
 // Max is s's maximum (fails when unset).
@@ -106,10 +106,18 @@ func (l *Limits) MaxItems(s *openapi3.Schema) int {
 	l.t.Helper()
 	switch {
 	case s.MaxItems != nil:
-		return int(*s.MaxItems)
+		return asInt(*s.MaxItems)
 	case s.MaxProps != nil:
-		return int(*s.MaxProps)
+		return asInt(*s.MaxProps)
 	}
 	l.t.Fatalf("openapitest: maxItems/maxProperties not set")
 	return 0
+}
+
+// asInt converts a document's limit; limits beyond int are not ours.
+func asInt(v uint64) int {
+	if v > 1<<31 {
+		return 1 << 31
+	}
+	return int(v)
 }
