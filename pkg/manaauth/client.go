@@ -79,6 +79,7 @@ type options struct {
 	refreshInterval time.Duration
 	refetchInterval time.Duration
 	clock           func() time.Time
+	tokenCacheSize  int // verifier only: see WithTokenCache
 }
 
 // Option configures a Client or a Verifier.
@@ -112,6 +113,7 @@ func buildOptions(opts []Option) options {
 		refreshInterval: DefaultRefreshInterval,
 		refetchInterval: DefaultRefetchInterval,
 		clock:           time.Now,
+		tokenCacheSize:  DefaultTokenCacheSize,
 	}
 	for _, opt := range opts {
 		opt(&o)

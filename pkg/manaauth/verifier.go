@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 )
 
@@ -52,7 +51,10 @@ type keySource interface {
 
 // Verifier checks admin JWTs issued by mana-auth. Keys come only from
 // mana-auth's JWKS; the algorithm is always EdDSA whatever the token's header
-// claims; iss, aud and exp are checked with a small clock skew.
+// claims; the token must be in the one form mana-auth mints (tokenform.go);
+// iss, aud and exp are checked with a small clock skew. Verified tokens are
+// cached (WithTokenCache), so a token sent with every request is checked
+// in full once.
 //
 // Safe for concurrent use. Construction never blocks on mana-auth: when it
 // is down, Verify returns ErrKeysUnavailable and Ready an error until a
@@ -65,6 +67,9 @@ type Verifier struct {
 	clock    func() time.Time
 	log      *slog.Logger
 	close    func()
+	cache    *tokenCache // nil: no caching
+
+	fullChecks atomic.Int64 // verifications that reached the signature check
 }
 
 // WithIssuer sets the expected iss (Verifier). Default: the auth base URL.
@@ -116,6 +121,7 @@ func NewVerifier(ctx context.Context, authURL string, opts ...Option) (*Verifier
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	log := o.logger
+	tc := newTokenCache(o.tokenCacheSize, MaxTokenCacheAge)
 	cache := jwk.NewCache(ctx,
 		jwk.WithRefreshWindow(refresh),
 		jwk.WithErrSink(errSink(func(err error) {
@@ -128,6 +134,11 @@ func NewVerifier(ctx context.Context, authURL string, opts ...Option) (*Verifier
 		jwk.WithRefreshInterval(refresh),
 		jwk.WithPostFetcher(jwk.PostFetchFunc(func(_ string, set jwk.Set) (jwk.Set, error) {
 			log.DebugContext(ctx, "mana-auth JWKS fetched", "keys", set.Len())
+			// A key that left the JWKS (revoked, or past its rotation
+			// grace period) takes the tokens it verified with it.
+			if n := tc.retain(inSet(set)); n > 0 {
+				log.InfoContext(ctx, "dropped cached tokens whose signing key left the JWKS", "tokens", n)
+			}
 			return set, nil
 		})),
 	); err != nil {
@@ -146,7 +157,19 @@ func NewVerifier(ctx context.Context, authURL string, opts ...Option) (*Verifier
 			log.WarnContext(fctx, "mana-auth JWKS not available at start; will retry on demand", "url", url, "err", err)
 		}
 	}()
-	return newVerifier(src, o, cancel), nil
+	return newVerifier(src, o, cancel, tc), nil
+}
+
+// inSet reports whether set still holds kid with the key pub.
+func inSet(set jwk.Set) func(kid string, pub ed25519.PublicKey) bool {
+	return func(kid string, pub ed25519.PublicKey) bool {
+		key, ok := set.LookupKeyID(kid)
+		if !ok {
+			return false
+		}
+		cur, err := edKey(key)
+		return err == nil && samePublicKey(cur, pub)
+	}
 }
 
 // NewStaticVerifier returns a Verifier over a fixed key set, for a process
@@ -163,13 +186,14 @@ func NewStaticVerifier(keys jwk.Set, issuer string, opts ...Option) (*Verifier, 
 	if o.issuer == "" {
 		return nil, fmt.Errorf("manaauth: static verifier: empty issuer")
 	}
-	return newVerifier(staticKeys{keys}, o, func() {}), nil
+	tc := newTokenCache(o.tokenCacheSize, MaxTokenCacheAge)
+	return newVerifier(staticKeys{keys}, o, func() {}, tc), nil
 }
 
-func newVerifier(src keySource, o options, cancel func()) *Verifier {
+func newVerifier(src keySource, o options, cancel func(), tc *tokenCache) *Verifier {
 	return &Verifier{
 		src: src, issuer: o.issuer, audience: o.audience, skew: o.skew,
-		clock: o.clock, log: o.logger, close: cancel,
+		clock: o.clock, log: o.logger, close: cancel, cache: tc,
 	}
 }
 
@@ -199,42 +223,25 @@ func invalid(format string, args ...any) error {
 
 // Verify checks token and returns its claims. Errors wrap ErrInvalidToken
 // or ErrKeysUnavailable; their text never contains the token.
+//
+// The token is taken as is: surrounding whitespace, like any other byte
+// outside the compact form, makes it invalid (callers strip the "Bearer "
+// scheme and the header's own whitespace).
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
-	token = strings.TrimSpace(token)
 	if token == "" {
 		return nil, invalid("empty token")
 	}
 	if len(token) > maxTokenLen {
 		return nil, invalid("token longer than %d bytes", maxTokenLen)
 	}
-	// Compact serialisation only: three non-empty segments.
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return nil, invalid("not a compact JWS")
+	if c, ok := v.cached(ctx, token); ok {
+		return c, nil
 	}
-	msg, err := jws.Parse([]byte(token), jws.WithCompact())
+	form, err := parseCompact(token)
 	if err != nil {
-		return nil, invalid("malformed: %v", err)
+		return nil, err
 	}
-	sigs := msg.Signatures()
-	if len(sigs) != 1 {
-		return nil, invalid("want exactly one signature")
-	}
-	hdr := sigs[0].ProtectedHeaders()
-	// The algorithm is ours, not the token's: anything but EdDSA (none,
-	// HS256 keyed with the public key, RS/ES...) is refused before any key
-	// is touched.
-	if hdr.Algorithm() != jwa.EdDSA {
-		return nil, invalid("algorithm %q not accepted", hdr.Algorithm())
-	}
-	if len(hdr.Critical()) > 0 {
-		return nil, invalid("crit header not supported")
-	}
-	kid := hdr.KeyID()
-	if kid == "" {
-		return nil, invalid("no kid in header")
-	}
-
+	kid := form.kid
 	pub, err := v.lookup(ctx, kid)
 	if err != nil {
 		return nil, err
@@ -249,6 +256,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		jwt.WithAcceptableSkew(v.skew),
 		jwt.WithClock(jwt.ClockFunc(v.clock)),
 	)
+	v.fullChecks.Add(1)
 	if err != nil {
 		// Say which issuer or audience the token carried: a mismatch is
 		// usually configuration (MANA_AUTH_ISSUER), and neither is secret.
@@ -282,7 +290,32 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(bad) > 0 {
 		return nil, invalid("claims %v are not strings", bad)
 	}
+	// parseCompact and jwx read the same bytes; should they ever disagree
+	// on exp, trust neither.
+	if c.ExpiresAt.Unix() != form.exp || c.Subject == "" {
+		return nil, invalid("claims read inconsistently")
+	}
+	out := *c
+	v.cache.put(token, kid, pub, &out, v.clock())
 	return c, nil
+}
+
+// cached returns the claims of token if it was verified before and may
+// still be served: before the first of its exp and MaxTokenCacheAge, and
+// while the current key set holds the same key under its kid.
+func (v *Verifier) cached(ctx context.Context, token string) (*Claims, bool) {
+	c, kid, pub, ok := v.cache.get(token, v.clock())
+	if !ok {
+		return nil, false
+	}
+	// The background refresh drops entries whose key left the JWKS; this
+	// also covers a Verify that raced with that refresh.
+	set, err := v.src.keys(ctx)
+	if err != nil || !inSet(set)(kid, pub) {
+		v.cache.drop(token)
+		return nil, false
+	}
+	return c, true
 }
 
 // lookup finds the Ed25519 public key named kid, refetching the JWKS once
