@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/mana/personas/deploy/internal/repo"
+	"github.com/mana/personas/pkg/edge"
 )
 
 const nonRootUID = 65532
@@ -78,16 +80,11 @@ func TestContainersHardened(t *testing.T) {
 					for _, c := range spec.Containers {
 						requireHTTPProbe(t, c.Name+" liveness", c.LivenessProbe, liveness)
 						requireHTTPProbe(t, c.Name+" readiness", c.ReadinessProbe, readiness)
-						// Keep serving while endpoints drop the pod, and leave the
-						// graceful shutdown (up to 20 s in the programs) time to end.
+						// Keep serving while endpoints drop the pod (the timing of
+						// the Go programs: TestShutdownNesting).
 						require.NotNil(t, c.Lifecycle, "%s: preStop", c.Name)
 						require.NotNil(t, c.Lifecycle.PreStop, "%s: preStop", c.Name)
 						require.NotNil(t, c.Lifecycle.PreStop.Sleep, "%s: preStop sleep (no shell in the images)", c.Name)
-						grace := int64(30)
-						if spec.TerminationGracePeriodSeconds != nil {
-							grace = *spec.TerminationGracePeriodSeconds
-						}
-						require.GreaterOrEqual(t, grace, c.Lifecycle.PreStop.Sleep.Seconds+20, "%s: grace period", c.Name)
 					}
 				})
 			}
@@ -373,5 +370,41 @@ func TestParseGoMemLimit(t *testing.T) {
 	for _, in := range []string{"", "off", "230Mi", "230M", "1.5GiB", "-1", "230 MiB"} {
 		_, err := parseGoMemLimit(in)
 		require.Error(t, err, in)
+	}
+}
+
+// TestShutdownNesting compares each Go Deployment's preStop sleep and
+// terminationGracePeriodSeconds with the constants of pkg/edge/timeouts.go:
+// the sleep is edge.PreStopSleep, and the grace period leaves the shutdown
+// budget (edge.ShutdownTimeout, itself longer than any request may run)
+// time to end before Kubernetes sends SIGKILL.
+func TestShutdownNesting(t *testing.T) {
+	t.Parallel()
+	for _, o := range overlays {
+		t.Run(o.name, func(t *testing.T) {
+			t.Parallel()
+			b := load(t, o.name)
+			checked := 0
+			for _, name := range sortedKeys(b.deployments) {
+				spec := b.deployments[name].Spec.Template.Spec
+				for _, c := range spec.Containers {
+					if _, ok := repo.Lookup(program(c.Image)); !ok {
+						continue // nginx
+					}
+					checked++
+					require.NotNil(t, c.Lifecycle, "%s: preStop", name)
+					require.NotNil(t, c.Lifecycle.PreStop, "%s: preStop", name)
+					require.NotNil(t, c.Lifecycle.PreStop.Sleep, "%s: preStop sleep", name)
+					preStop := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+					require.Equal(t, edge.PreStopSleep, preStop, "%s: preStop sleep", name)
+					require.NotNil(t, spec.TerminationGracePeriodSeconds, "%s: terminationGracePeriodSeconds must be set (the default 30 s does not fit)", name)
+					grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+					require.Equal(t, edge.GracePeriod, grace, "%s: terminationGracePeriodSeconds", name)
+					require.Less(t, preStop+edge.ShutdownTimeout, grace, "%s: preStop + shutdown budget must end before SIGKILL", name)
+					require.Less(t, edge.RequestTimeout, edge.ShutdownTimeout, "request deadline within the shutdown budget")
+				}
+			}
+			require.Equal(t, 2, checked, "personas-internal and personas-admin")
+		})
 	}
 }
