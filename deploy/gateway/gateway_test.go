@@ -80,6 +80,8 @@ func TestRenderedConfigPassesNginxTest(t *testing.T) {
 	}{
 		{name: "Defaults", env: nil},
 		{name: "AllowList", env: map[string]string{"GATEWAY_INTERNAL_ALLOW": "10.0.0.0/8, 192.168.0.0/16 127.0.0.1,::1"}},
+		{name: "LoopbackOnly", env: map[string]string{"GATEWAY_LISTEN_HOST": "127.0.0.1"}},
+		{name: "LoopbackV6", env: map[string]string{"GATEWAY_LISTEN_HOST": "::1"}},
 		{name: "KubernetesLike", env: map[string]string{
 			"GATEWAY_PORT":                 "8080",
 			"PERSONAS_INTERNAL_UPSTREAM":   "localhost:3061",
@@ -124,6 +126,8 @@ func TestRenderRejectsUnsafeValues(t *testing.T) {
 		{name: "DirectiveInUpstream", env: map[string]string{"PERSONAS_INTERNAL_UPSTREAM": "127.0.0.1:3061; include /etc/passwd"}, want: "PERSONAS_INTERNAL_UPSTREAM"},
 		{name: "UpstreamWithoutPort", env: map[string]string{"MANA_AUTH_UPSTREAM": "mana-auth"}, want: "MANA_AUTH_UPSTREAM"},
 		{name: "PortNotNumeric", env: map[string]string{"GATEWAY_PORT": "80 default_server"}, want: "GATEWAY_PORT"},
+		{name: "ListenHostWithDirective", env: map[string]string{"GATEWAY_LISTEN_HOST": "127.0.0.1:80; include /etc/passwd"}, want: "GATEWAY_LISTEN_HOST"},
+		{name: "ListenHostName", env: map[string]string{"GATEWAY_LISTEN_HOST": "localhost"}, want: "GATEWAY_LISTEN_HOST"},
 		{name: "AllowEntryWithDirective", env: map[string]string{"GATEWAY_INTERNAL_ALLOW": "10.0.0.0/8;deny"}, want: "GATEWAY_INTERNAL_ALLOW"},
 		{name: "AllowEntryHostname", env: map[string]string{"GATEWAY_INTERNAL_ALLOW": "runner.local"}, want: "GATEWAY_INTERNAL_ALLOW"},
 		{name: "DaemonBogus", env: map[string]string{"GATEWAY_DAEMON": "maybe"}, want: "GATEWAY_DAEMON"},
@@ -244,6 +248,7 @@ func startGateway(t *testing.T, env map[string]string) *gateway {
 	require.NoError(t, err)
 
 	env["GATEWAY_PORT"] = port
+	env["GATEWAY_LISTEN_HOST"] = "127.0.0.1"
 	env["GATEWAY_ACCESS_LOG"] = "access.log"
 	env["GATEWAY_WORKER_PROCESSES"] = "1"
 	env["NGINX_BIN"] = nginx
