@@ -32,8 +32,10 @@ const (
 
 func (s *stack) adminToken(t *testing.T) string {
 	t.Helper()
-	// Through the gateway, as the CLI and the admin UI log in.
-	auth, err := manaauth.New(s.gateway)
+	// At mana-auth's own URL, as bin/mana-auth-dev admin-token does: the
+	// gateway exposes only the JWKS and the dashboard's session endpoints
+	// of mana-auth, not /api/v1/auth/login (deploy/README.md).
+	auth, err := manaauth.New(s.authURL)
 	require.NoError(t, err)
 	login, err := auth.Login(context.Background(), adminEmail, adminPassword)
 	require.NoError(t, err)
@@ -222,7 +224,7 @@ func TestAdminJourney(t *testing.T) {
 	require.NoError(t, admin.DeletePersona(ctx, ben.UserID))
 	_, err = admin.GetPersona(ctx, ben.UserID)
 	require.ErrorIs(t, err, adminclient.ErrNotFound)
-	auth, err := manaauth.New(s.gateway)
+	auth, err := manaauth.New(s.authURL) // mana-auth itself: the gateway does not route login or register
 	require.NoError(t, err)
 	_, err = auth.Login(ctx, ben.Email, catalog.Password(catalog.DevSeedSecret, ben.Email))
 	require.ErrorIs(t, err, manaauth.ErrUnauthorized)
@@ -287,6 +289,12 @@ func TestGatewayEdges(t *testing.T) {
 
 	resp, _ = call(http.MethodGet, "/api/auth/jwks", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "mana-auth's JWKS is reachable through the gateway")
+	// ...and nothing else of mana-auth: not traversal from the JWKS into its
+	// admin API, not login (the stand-in would answer those).
+	for _, path := range []string{"/api/auth/jwks/..;/..;/v1/admin/users", "/api/auth/jwks/..%3B/..%3B/v1/admin/users", "/api/v1/auth/login"} {
+		resp, _ = call(http.MethodGet, path, nil)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, path)
+	}
 }
 
 // TestSeedWithInvalidPersona: one broken catalog entry fails on its own

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,7 +14,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -77,6 +80,8 @@ func TestRenderedConfigPassesNginxTest(t *testing.T) {
 	}{
 		{name: "Defaults", env: nil},
 		{name: "AllowList", env: map[string]string{"GATEWAY_INTERNAL_ALLOW": "10.0.0.0/8, 192.168.0.0/16 127.0.0.1,::1"}},
+		{name: "LoopbackOnly", env: map[string]string{"GATEWAY_LISTEN_HOST": "127.0.0.1"}},
+		{name: "LoopbackV6", env: map[string]string{"GATEWAY_LISTEN_HOST": "::1"}},
 		{name: "KubernetesLike", env: map[string]string{
 			"GATEWAY_PORT":                 "8080",
 			"PERSONAS_INTERNAL_UPSTREAM":   "localhost:3061",
@@ -121,6 +126,8 @@ func TestRenderRejectsUnsafeValues(t *testing.T) {
 		{name: "DirectiveInUpstream", env: map[string]string{"PERSONAS_INTERNAL_UPSTREAM": "127.0.0.1:3061; include /etc/passwd"}, want: "PERSONAS_INTERNAL_UPSTREAM"},
 		{name: "UpstreamWithoutPort", env: map[string]string{"MANA_AUTH_UPSTREAM": "mana-auth"}, want: "MANA_AUTH_UPSTREAM"},
 		{name: "PortNotNumeric", env: map[string]string{"GATEWAY_PORT": "80 default_server"}, want: "GATEWAY_PORT"},
+		{name: "ListenHostWithDirective", env: map[string]string{"GATEWAY_LISTEN_HOST": "127.0.0.1:80; include /etc/passwd"}, want: "GATEWAY_LISTEN_HOST"},
+		{name: "ListenHostName", env: map[string]string{"GATEWAY_LISTEN_HOST": "localhost"}, want: "GATEWAY_LISTEN_HOST"},
 		{name: "AllowEntryWithDirective", env: map[string]string{"GATEWAY_INTERNAL_ALLOW": "10.0.0.0/8;deny"}, want: "GATEWAY_INTERNAL_ALLOW"},
 		{name: "AllowEntryHostname", env: map[string]string{"GATEWAY_INTERNAL_ALLOW": "runner.local"}, want: "GATEWAY_INTERNAL_ALLOW"},
 		{name: "DaemonBogus", env: map[string]string{"GATEWAY_DAEMON": "maybe"}, want: "GATEWAY_DAEMON"},
@@ -241,6 +248,7 @@ func startGateway(t *testing.T, env map[string]string) *gateway {
 	require.NoError(t, err)
 
 	env["GATEWAY_PORT"] = port
+	env["GATEWAY_LISTEN_HOST"] = "127.0.0.1"
 	env["GATEWAY_ACCESS_LOG"] = "access.log"
 	env["GATEWAY_WORKER_PROCESSES"] = "1"
 	env["NGINX_BIN"] = nginx
@@ -365,9 +373,15 @@ func TestGatewayProxies(t *testing.T) {
 				{name: "AdminCreate", method: http.MethodPost, path: "/api/v1/personas/admin", backend: "personas-admin"},
 				{name: "AdminDetail", method: http.MethodGet, path: "/api/v1/personas/admin/u1", backend: "personas-admin"},
 				{name: "AdminDelete", method: http.MethodDelete, path: "/api/v1/personas/admin/u1", backend: "personas-admin"},
-				{name: "AuthLogin", method: http.MethodPost, path: "/api/v1/auth/login", backend: "mana-auth"},
-				{name: "AuthRegister", method: http.MethodPost, path: "/api/v1/auth/register", backend: "mana-auth"},
 				{name: "AuthJWKS", method: http.MethodGet, path: "/api/auth/jwks", backend: "mana-auth"},
+				{name: "AuthSignIn", method: http.MethodPost, path: "/api/auth/sign-in/email", backend: "mana-auth"},
+				{name: "AuthToken", method: http.MethodGet, path: "/api/auth/token", backend: "mana-auth"},
+				{name: "AuthSignOut", method: http.MethodPost, path: "/api/auth/sign-out", backend: "mana-auth"},
+				{name: "AuthGetSession", method: http.MethodGet, path: "/api/auth/get-session", backend: "mana-auth"},
+				// Login and registration are called at mana-auth's own URL.
+				{name: "AuthLoginNotRouted", method: http.MethodPost, path: "/api/v1/auth/login"},
+				{name: "AuthRegisterNotRouted", method: http.MethodPost, path: "/api/v1/auth/register"},
+				{name: "AuthOrganizationsNotRouted", method: http.MethodGet, path: "/api/auth/organization/list"},
 				{name: "Root", method: http.MethodGet, path: "/"},
 				{name: "Unknown", method: http.MethodGet, path: "/api/v1/todos"},
 				{name: "AdminLookAlike", method: http.MethodGet, path: "/api/v1/personas/administrator"},
@@ -480,7 +494,7 @@ func TestGatewayProxies(t *testing.T) {
 
 		t.Run("DeadUpstream", func(t *testing.T) {
 			t.Parallel()
-			for _, path := range []string{"/api/v1/auth/login", "/api/auth/jwks"} {
+			for _, path := range []string{"/api/auth/sign-in/email", "/api/auth/jwks"} {
 				resp := locked.do(t, http.MethodPost, path, map[string]string{"X-Request-Id": "dead-upstream-1"}, []byte(`{}`))
 				require.Equal(t, http.StatusBadGateway, resp.status, path)
 				requireJSONError(t, resp, "Bad Gateway")
@@ -543,4 +557,155 @@ func findLogEntry(t *testing.T, path, requestID string) map[string]any {
 	require.NoError(t, sc.Err())
 	require.NotNil(t, found, "no access log entry for request id %q", requestID)
 	return found
+}
+
+// recorder is a fake mana-auth that records the request-target of every
+// request it receives, as it arrived on the wire.
+type recorder struct {
+	mu   sync.Mutex
+	uris []string
+}
+
+func (rec *recorder) start(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.uris = append(rec.uris, r.RequestURI)
+		rec.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(echo{Backend: "mana-auth", Method: r.Method, URI: r.RequestURI})
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func (rec *recorder) received() []string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return slices.Clone(rec.uris)
+}
+
+// raw sends one request whose request-target is exactly target (no client
+// library cleans it up first) and returns the status and body.
+func (gw *gateway) raw(t *testing.T, method, target string) (int, []byte) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(gw.base, "http://"), 5*time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err = fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", method, target)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err, "request-target %q", target)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, body
+}
+
+// TestGatewayExposesOnlyExactManaAuthPaths: the gateway forwards to
+// mana-auth only the paths it lists, and sends each as its own fixed,
+// normalised path, never the client's raw URI. Traversal with "..;/" (which
+// servers behind mana-auth's own proxy may resolve), encoded slashes and dots,
+// doubled slashes, path parameters and suffixes either normalise to a listed
+// path (and arrive as exactly that path) or are a 404 that mana-auth never sees.
+func TestGatewayExposesOnlyExactManaAuthPaths(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	gw := startGateway(t, map[string]string{
+		"PERSONAS_INTERNAL_UPSTREAM": backend(t, "personas-internal"),
+		"PERSONAS_ADMIN_UPSTREAM":    backend(t, "personas-admin"),
+		"MANA_AUTH_UPSTREAM":         rec.start(t),
+	})
+	exposed := []string{"/api/auth/jwks", "/api/auth/sign-in/email", "/api/auth/token", "/api/auth/sign-out", "/api/auth/get-session"}
+
+	tests := []struct {
+		method, target string
+		want           string // the request-target mana-auth must receive; empty: it receives nothing
+		status         int    // the gateway's own answer when want is empty (default 404)
+	}{
+		{target: "/api/auth/jwks", want: "/api/auth/jwks"},
+		{target: "/api/auth/jwks?x=1", want: "/api/auth/jwks?x=1"},
+		{target: "//api//auth//jwks", want: "/api/auth/jwks"},
+		{target: "/api/auth/./jwks", want: "/api/auth/jwks"},
+		{target: "/api/auth/x/../jwks", want: "/api/auth/jwks"},
+		{target: "/api/auth%2Fjwks", want: "/api/auth/jwks"},
+		{target: "/api/auth/%6Awks", want: "/api/auth/jwks"},
+		{target: "/api/auth/token", want: "/api/auth/token"},
+		{target: "/api/auth/get-session", want: "/api/auth/get-session"},
+		{method: http.MethodPost, target: "/api/auth/sign-in/email", want: "/api/auth/sign-in/email"},
+		{method: http.MethodPost, target: "/api/auth/sign-out", want: "/api/auth/sign-out"},
+
+		{target: "/api/auth/jwks/..;/..;/v1/admin/users"},
+		{target: "/api/auth/jwks/..;/..;/v1/admin/users?search=persona"},
+		{target: "/api/auth/jwks/..%3B/..%3B/v1/admin/users"},
+		{target: "/api/auth/jwks/../../v1/admin/users"},
+		{target: "/api/auth/jwks%2F..%2F..%2Fv1%2Fadmin%2Fusers"},
+		{target: "/api/auth/jwks/%2e%2e/%2e%2e/v1/internal/users/u1/persona-stamp"},
+		{target: "/api/auth/jwks\\..\\..\\v1\\admin\\users"},
+		{target: "/api/auth/jwks;jsessionid=x"},
+		{target: "/api/auth/jwks%3Bx"},
+		{target: "/api/auth/jwks/"},
+		{target: "/api/auth/jwks/extra"},
+		{target: "/api/auth/jwks.json"},
+		{target: "/api/auth/jwksx"},
+		{target: "/API/AUTH/JWKS"},
+		{target: "/api/auth/"},
+		{target: "/api/auth"},
+		{target: "/api/auth/organization/list"},
+		{target: "/api/auth/admin/list-users"},
+		{method: http.MethodPost, target: "/api/auth/sign-in/social"},
+		{method: http.MethodPost, target: "/api/auth/sign-in/email/../../admin/set-role"},
+		{method: http.MethodPost, target: "/api/auth/sign-in/email;x"},
+		{target: "/api/auth/token/..;/admin/list-users"},
+		{target: "//api/v1//admin/users"},
+		{target: "/api/v1/auth/login"},
+		{target: "/api/v1/auth/../admin/users"},
+		{target: "/api/v1/personas/admin/..%2F..%2F..%2Fauth%2Fadmin%2Flist-users", want: ""},
+		// A NUL is refused by nginx while parsing the request line; the
+		// answer is still the gateway's JSON (not nginx's HTML 500).
+		{target: "/api/auth/jwks%00", status: http.StatusBadRequest},
+		{target: "/api/auth/jwks%00/../../v1/admin/users", status: http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		method := tc.method
+		if method == "" {
+			method = http.MethodGet
+		}
+		status, body := gw.raw(t, method, tc.target)
+		if tc.want == "" {
+			// An admin-API look-alike may reach personas-admin (which answers
+			// it itself); it must never reach mana-auth.
+			if strings.HasPrefix(tc.target, "/api/v1/personas/") {
+				continue
+			}
+			wantStatus := tc.status
+			if wantStatus == 0 {
+				wantStatus = http.StatusNotFound
+			}
+			require.Equal(t, wantStatus, status, "%s %s: %s", method, tc.target, body)
+			require.True(t, json.Valid(body), "%s %s: the gateway's own error is JSON: %s", method, tc.target, body)
+			continue
+		}
+		require.Equal(t, http.StatusOK, status, "%s %s: %s", method, tc.target, body)
+		var got echo
+		require.NoError(t, json.Unmarshal(body, &got), string(body))
+		require.Equal(t, "mana-auth", got.Backend, tc.target)
+		require.Equal(t, tc.want, got.URI, "%s: mana-auth receives the normalised path", tc.target)
+	}
+
+	// Whatever was sent, mana-auth saw only the exposed paths.
+	seen := rec.received()
+	require.NotEmpty(t, seen)
+	for _, uri := range seen {
+		path, _, _ := strings.Cut(uri, "?")
+		require.Contains(t, exposed, path, "mana-auth received %q", uri)
+	}
+	wantCount := 0
+	for _, tc := range tests {
+		if tc.want != "" {
+			wantCount++
+		}
+	}
+	require.Len(t, seen, wantCount, "mana-auth received exactly the requests that map to exposed paths: %q", seen)
 }

@@ -1,10 +1,12 @@
 package k8s_test
 
 import (
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/mana/personas/deploy/internal/repo"
+	"github.com/mana/personas/pkg/edge"
 )
 
 const nonRootUID = 65532
@@ -77,16 +80,11 @@ func TestContainersHardened(t *testing.T) {
 					for _, c := range spec.Containers {
 						requireHTTPProbe(t, c.Name+" liveness", c.LivenessProbe, liveness)
 						requireHTTPProbe(t, c.Name+" readiness", c.ReadinessProbe, readiness)
-						// Keep serving while endpoints drop the pod, and leave the
-						// graceful shutdown (up to 20 s in the programs) time to end.
+						// Keep serving while endpoints drop the pod (the timing of
+						// the Go programs: TestShutdownNesting).
 						require.NotNil(t, c.Lifecycle, "%s: preStop", c.Name)
 						require.NotNil(t, c.Lifecycle.PreStop, "%s: preStop", c.Name)
 						require.NotNil(t, c.Lifecycle.PreStop.Sleep, "%s: preStop sleep (no shell in the images)", c.Name)
-						grace := int64(30)
-						if spec.TerminationGracePeriodSeconds != nil {
-							grace = *spec.TerminationGracePeriodSeconds
-						}
-						require.GreaterOrEqual(t, grace, c.Lifecycle.PreStop.Sleep.Seconds+20, "%s: grace period", c.Name)
 					}
 				})
 			}
@@ -304,6 +302,109 @@ func TestPortsAgree(t *testing.T) {
 			require.Equal(t, "personas-internal:"+strconv.Itoa(servicePort["personas-internal"]), env["PERSONAS_INTERNAL_UPSTREAM"].value)
 			require.Equal(t, "personas-admin:"+strconv.Itoa(servicePort["personas-admin"]), env["PERSONAS_ADMIN_UPSTREAM"].value)
 			require.True(t, strings.HasSuffix(env["MANA_AUTH_UPSTREAM"].value, ":3001"), "mana-auth listens on 3001")
+		})
+	}
+}
+
+// TestGoMemoryLimit: every container running one of our Go programs sets
+// GOMEMLIMIT to a fixed value of 85-95% of its memory limit, so the Go
+// runtime collects harder as the heap nears the limit and leaves room for
+// what GOMEMLIMIT does not count (the binary's text, non-Go memory) before
+// the kernel's OOM killer would act. A literal value keeps the test able to
+// compare; a resourceFieldRef could only pass the whole limit.
+func TestGoMemoryLimit(t *testing.T) {
+	t.Parallel()
+	for _, o := range overlays {
+		t.Run(o.name, func(t *testing.T) {
+			t.Parallel()
+			b := load(t, o.name)
+			checked := 0
+			for _, w := range b.workloads() {
+				for _, c := range append(append([]corev1.Container{}, w.pod.Spec.InitContainers...), w.pod.Spec.Containers...) {
+					if _, ok := repo.Lookup(program(c.Image)); !ok {
+						continue // nginx
+					}
+					checked++
+					what := w.name + "/" + c.Name
+					limit, ok := c.Resources.Limits[corev1.ResourceMemory]
+					require.True(t, ok, "%s: memory limit", what)
+					env := b.env(t, c)
+					v, ok := env["GOMEMLIMIT"]
+					require.True(t, ok, "%s: GOMEMLIMIT is not set (its memory limit is %s)", what, limit.String())
+					require.Nil(t, v.secretRef, "%s: GOMEMLIMIT", what)
+					got, err := parseGoMemLimit(v.value)
+					require.NoError(t, err, "%s: GOMEMLIMIT", what)
+					ratio := float64(got) / float64(limit.Value())
+					require.Less(t, got, limit.Value(), "%s: GOMEMLIMIT %s must be below the memory limit %s", what, v.value, limit.String())
+					require.InDelta(t, 0.90, ratio, 0.05, "%s: GOMEMLIMIT %s is %.0f%% of the limit %s; want about 90%%", what, v.value, 100*ratio, limit.String())
+				}
+			}
+			require.GreaterOrEqual(t, checked, 3, "internal, admin and the migration Job")
+		})
+	}
+}
+
+// parseGoMemLimit parses GOMEMLIMIT as the Go runtime does: a byte count
+// with an optional unit B, KiB, MiB, GiB or TiB. "off" and anything else
+// are errors here: the manifests must set a real limit.
+func parseGoMemLimit(s string) (int64, error) {
+	m := regexp.MustCompile(`^([0-9]+)(B|KiB|MiB|GiB|TiB)?$`).FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q: want a byte count with an optional unit B, KiB, MiB, GiB or TiB", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	shift := map[string]uint{"": 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}[m[2]]
+	return n << shift, nil
+}
+
+func TestParseGoMemLimit(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int64{"230MiB": 230 << 20, "1GiB": 1 << 30, "1024": 1024, "512KiB": 512 << 10, "7B": 7} {
+		got, err := parseGoMemLimit(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "off", "230Mi", "230M", "1.5GiB", "-1", "230 MiB"} {
+		_, err := parseGoMemLimit(in)
+		require.Error(t, err, in)
+	}
+}
+
+// TestShutdownNesting compares each Go Deployment's preStop sleep and
+// terminationGracePeriodSeconds with the constants of pkg/edge/timeouts.go:
+// the sleep is edge.PreStopSleep, and the grace period leaves the shutdown
+// budget (edge.ShutdownTimeout, itself longer than any request may run)
+// time to end before Kubernetes sends SIGKILL.
+func TestShutdownNesting(t *testing.T) {
+	t.Parallel()
+	for _, o := range overlays {
+		t.Run(o.name, func(t *testing.T) {
+			t.Parallel()
+			b := load(t, o.name)
+			checked := 0
+			for _, name := range sortedKeys(b.deployments) {
+				spec := b.deployments[name].Spec.Template.Spec
+				for _, c := range spec.Containers {
+					if _, ok := repo.Lookup(program(c.Image)); !ok {
+						continue // nginx
+					}
+					checked++
+					require.NotNil(t, c.Lifecycle, "%s: preStop", name)
+					require.NotNil(t, c.Lifecycle.PreStop, "%s: preStop", name)
+					require.NotNil(t, c.Lifecycle.PreStop.Sleep, "%s: preStop sleep", name)
+					preStop := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+					require.Equal(t, edge.PreStopSleep, preStop, "%s: preStop sleep", name)
+					require.NotNil(t, spec.TerminationGracePeriodSeconds, "%s: terminationGracePeriodSeconds must be set (the default 30 s does not fit)", name)
+					grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+					require.Equal(t, edge.GracePeriod, grace, "%s: terminationGracePeriodSeconds", name)
+					require.Less(t, preStop+edge.ShutdownTimeout, grace, "%s: preStop + shutdown budget must end before SIGKILL", name)
+					require.Less(t, edge.RequestTimeout, edge.ShutdownTimeout, "request deadline within the shutdown budget")
+				}
+			}
+			require.Equal(t, 2, checked, "personas-internal and personas-admin")
 		})
 	}
 }

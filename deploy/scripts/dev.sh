@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # dev.sh brings the whole system up locally (make dev): PostgreSQL (found,
-# started or installed by db.sh), migrations, the mana-auth stand-in, both
-# services, the nginx gateway on :3060, and the persona catalog seeded
-# through the gateway. It prints an admin token and commands to try.
+# started or installed by db.sh) with its own database personas_dev,
+# migrations, the mana-auth stand-in, both services, the nginx gateway on
+# :3060, and the persona catalog seeded through the gateway. Every listener
+# binds 127.0.0.1. It prints an admin token and commands to try.
 # Ctrl-C stops everything it started; logs are in .dev/logs/.
+#
+# Environment: DATABASE_URL (used as is; default personas_dev on the server
+# db.sh finds), MANA_SERVICE_KEY [dev-service-key], DEV_GATEWAY_PORT [3060],
+# DEV_INTERNAL_PORT [3061], DEV_ADMIN_PORT [3062], DEV_AUTH_PORT [3001].
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -17,16 +22,45 @@ for bin in personas-internal personas-admin mana-auth-dev personasctl; do
   [ -x "bin/$bin" ] || die "bin/$bin is missing: run make build (make dev does)"
 done
 
-export DATABASE_URL="${DATABASE_URL:-$(deploy/scripts/db.sh)}"
+# Ports: the defaults are the platform's; override any of them to run next
+# to something else.
+gw_port=${DEV_GATEWAY_PORT:-3060}
+internal_port=${DEV_INTERNAL_PORT:-3061}
+admin_port=${DEV_ADMIN_PORT:-3062}
+auth_port=${DEV_AUTH_PORT:-3001}
+for p in "$gw_port" "$internal_port" "$admin_port" "$auth_port"; do
+  [[ $p =~ ^[0-9]{1,5}$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || die "port '$p' is not a port number"
+done
+# Every listener binds loopback only: the stand-in serves a published admin
+# password and fault injection.
+host=127.0.0.1
+
+# The database: DATABASE_URL as given, or the database personas_dev on the
+# server db.sh finds (created if missing), never that server's shared
+# "postgres" database, which tests and other checkouts use too.
+if [ -z "${DATABASE_URL:-}" ]; then
+  server=$(deploy/scripts/db.sh)
+  command -v psql >/dev/null 2>&1 || die "psql is needed to create the database personas_dev (apt-get install -y postgresql-client), or set DATABASE_URL"
+  if [ "$(psql "$server" -XAtqc "select 1 from pg_database where datname = 'personas_dev'")" != 1 ]; then
+    echo "creating the database personas_dev"
+    # Two make devs may race here: "already exists" is fine.
+    psql "$server" -Xqc 'create database personas_dev' 2>"$logs/createdb.err" ||
+      grep -q 'already exists' "$logs/createdb.err" || { cat "$logs/createdb.err" >&2; die "could not create the database personas_dev"; }
+    rm -f "$logs/createdb.err"
+  fi
+  DATABASE_URL=$(printf '%s' "$server" | sed -E 's#^([a-z]+://[^/?]*)(/[^?]*)?#\1/personas_dev#')
+fi
+export DATABASE_URL
 key="${MANA_SERVICE_KEY:-dev-service-key}"
-auth_url="http://localhost:3001"
+auth_url="http://$host:$auth_port"
+gw_url="http://$host:$gw_port"
 
 deploy/scripts/deps.sh
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-for port in 3001 3060 3061 3062; do
+for port in "$auth_port" "$gw_port" "$internal_port" "$admin_port"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    die "port $port is already in use (is another make dev running?)"
+    die "port $port is already in use (is another make dev running? DEV_*_PORT choose others)"
   fi
 done
 
@@ -67,48 +101,60 @@ wait_ready() { # name url
 echo "database: $(printf '%s' "$DATABASE_URL" | sed -E 's#//([^:@/]+):[^@]*@#//\1:***@#')"
 bin/personas-internal migrate >"$logs/migrate.log" 2>&1 || { cat "$logs/migrate.log" >&2; die "migration failed"; }
 
-start mana-auth-dev env PORT=3001 MANA_SERVICE_KEY="$key" MANA_AUTH_DEV_BASE_URL="$auth_url" bin/mana-auth-dev
+start mana-auth-dev env LISTEN_HOST=$host PORT="$auth_port" MANA_SERVICE_KEY="$key" MANA_AUTH_DEV_BASE_URL="$auth_url" bin/mana-auth-dev
 wait_ready mana-auth-dev "$auth_url/healthz"
 
-start personas-internal env PORT=3061 MANA_SERVICE_KEY="$key" bin/personas-internal
-wait_ready personas-internal http://localhost:3061/readyz
+start personas-internal env LISTEN_HOST=$host PORT="$internal_port" MANA_SERVICE_KEY="$key" bin/personas-internal
+wait_ready personas-internal "http://$host:$internal_port/readyz"
 
-start personas-admin env PORT=3062 MANA_SERVICE_KEY="$key" MANA_AUTH_URL="$auth_url" bin/personas-admin
-wait_ready personas-admin http://localhost:3062/readyz
+start personas-admin env LISTEN_HOST=$host PORT="$admin_port" MANA_SERVICE_KEY="$key" MANA_AUTH_URL="$auth_url" bin/personas-admin
+wait_ready personas-admin "http://$host:$admin_port/readyz"
 
-start gateway env GATEWAY_ACCESS_LOG="$logs/gateway-access.log" NGINX_BIN="$nginx_bin" deploy/gateway/render.sh --exec "$dev/gateway"
-wait_ready gateway http://localhost:3060/gateway/healthz
+start gateway env GATEWAY_LISTEN_HOST=$host GATEWAY_PORT="$gw_port" \
+  PERSONAS_INTERNAL_UPSTREAM="$host:$internal_port" PERSONAS_ADMIN_UPSTREAM="$host:$admin_port" MANA_AUTH_UPSTREAM="$host:$auth_port" \
+  GATEWAY_ACCESS_LOG="$logs/gateway-access.log" NGINX_BIN="$nginx_bin" deploy/gateway/render.sh --exec "$dev/gateway"
+wait_ready gateway "$gw_url/gateway/healthz"
 
-token=$(PORT=3001 MANA_SERVICE_KEY="$key" MANA_AUTH_DEV_BASE_URL="$auth_url" bin/mana-auth-dev admin-token) \
-  || die "could not get an admin token from mana-auth-dev"
+# The command that prints a fresh admin token, complete: it runs as printed
+# from any directory and in a new shell (admin-token reads the same
+# configuration as the stand-in, the service key included).
+token_cmd="MANA_SERVICE_KEY='$key' MANA_AUTH_DEV_BASE_URL='$auth_url'"
+for v in MANA_AUTH_DEV_ADMIN_EMAIL MANA_AUTH_DEV_ADMIN_PASSWORD; do
+  if [ -n "${!v:-}" ]; then token_cmd+=" $v='${!v}'"; fi
+done
+token_cmd+=" '$root/bin/mana-auth-dev' admin-token"
+token=$(eval "$token_cmd") || die "could not get an admin token from mana-auth-dev"
 
 echo "seeding the persona catalog through the gateway:"
-bin/personasctl seed --api http://localhost:3060 --jwt "$token" || die "seeding failed (see above)"
+bin/personasctl seed --api "$gw_url" --jwt "$token" || die "seeding failed (see above)"
 
 cat <<MSG
 
-The system is up. Logs: .dev/logs/{mana-auth-dev,personas-internal,personas-admin,gateway}.log
+The system is up, on 127.0.0.1 only. Database: $(printf '%s' "$DATABASE_URL" | sed -E 's#//([^:@/]+):[^@]*@#//\1:***@#')
+Logs in $logs: $(cd "$logs" && ls | tr '\n' ' ')
 
-  gateway            http://localhost:3060   (the platform's API port)
-  personas-internal  http://localhost:3061
-  personas-admin     http://localhost:3062
-  mana-auth-dev      http://localhost:3001   (development stand-in)
+  gateway            $gw_url   (the platform's API port)
+  personas-internal  http://$host:$internal_port
+  personas-admin     http://$host:$admin_port
+  mana-auth-dev      $auth_url   (development stand-in)
 
-Admin token (valid 15 minutes; again with: bin/mana-auth-dev admin-token):
+Admin token (valid 15 minutes):
   export MANA_ADMIN_JWT='$token'
+A fresh one:
+  export MANA_ADMIN_JWT=\$($token_cmd)
 
 Try:
   # list personas (admin)
-  curl -s -H "Authorization: Bearer \$MANA_ADMIN_JWT" localhost:3060/api/v1/personas/admin
+  curl -s -H "Authorization: Bearer \$MANA_ADMIN_JWT" $gw_url/api/v1/personas/admin
 
   # claim due personas as a runner
   curl -s -H 'X-Service-Key: $key' -H 'Content-Type: application/json' \\
-       -d '{"runnerId":"my-runner","limit":2,"leaseSeconds":300}' localhost:3060/api/v1/personas/internal/due/claim
+       -d '{"runnerId":"my-runner","limit":2,"leaseSeconds":300}' $gw_url/api/v1/personas/internal/due/claim
 
   # post actions for a claimed persona (use a userId from the claim)
   curl -s -H 'X-Service-Key: $key' -H 'Content-Type: application/json' \\
        -d '{"actions":[{"tickId":"tick-1","seq":0,"toolName":"todo.create","result":"ok","latencyMs":120}]}' \\
-       localhost:3060/api/v1/personas/internal/USER_ID/actions
+       $gw_url/api/v1/personas/internal/USER_ID/actions
 
 Ctrl-C stops everything.
 MSG

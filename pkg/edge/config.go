@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -52,4 +53,14 @@ func RedactDSN(dsn string) string {
 		return "(set, not a URL)"
 	}
 	return u.Redacted()
+}
+
+// HostVar parses a listen address setting named name (LISTEN_HOST): empty
+// means every interface; otherwise an IP address or "localhost".
+func HostVar(v, name string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "localhost" || net.ParseIP(v) != nil {
+		return v, nil
+	}
+	return "", fmt.Errorf("%s=%q: want an IP address (127.0.0.1, ::1, 0.0.0.0), localhost, or empty for every interface", name, v)
 }

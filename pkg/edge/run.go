@@ -23,6 +23,9 @@ import (
 
 // Settings are the settings every service has, whatever else it reads.
 type Settings struct {
+	// Host is the address to listen on (LISTEN_HOST): empty means every
+	// interface, as containers need; make dev sets 127.0.0.1.
+	Host        string
 	Port        int
 	DatabaseURL string
 	LogLevel    string
@@ -52,7 +55,7 @@ type Program[C any] struct {
 func (p Program[C]) usage() string {
 	return fmt.Sprintf(`usage: %[1]s [serve|migrate]
 
-  serve    serve %[2]s on $PORT (default)
+  serve    serve %[2]s on $LISTEN_HOST:$PORT (default)
   migrate  apply pending database migrations to $DATABASE_URL and exit
 
 Configuration comes from the environment; see the README.
@@ -120,7 +123,7 @@ func Run[C any](ctx context.Context, p Program[C], args []string, getenv func(st
 	if set.PprofAddr != "" {
 		go servePprof(ctx, set.PprofAddr, logger)
 	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort("", strconv.Itoa(set.Port)))
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(set.Host, strconv.Itoa(set.Port)))
 	if err != nil {
 		logger.Error("listen", "error", err.Error())
 		return 1

@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -30,7 +32,8 @@ type Options struct {
 	Logger *slog.Logger
 	// BodyLimit bounds request bodies in bytes (default 1 MiB).
 	BodyLimit int64
-	// RequestTimeout bounds each request's context (default 15 s).
+	// RequestTimeout bounds each request's context (default RequestTimeout,
+	// 15 s; see timeouts.go for how it nests with the server's timeouts).
 	RequestTimeout time.Duration
 	// Ready answers /readyz: nil means ready, an error says why not.
 	Ready func(ctx context.Context) error
@@ -67,7 +70,7 @@ func New(o Options) *Server {
 		o.BodyLimit = 1 << 20
 	}
 	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = 15 * time.Second
+		o.RequestTimeout = RequestTimeout
 	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
@@ -163,9 +166,11 @@ func bound(limit int64, timeout time.Duration) echo.MiddlewareFunc {
 			defer cancel()
 			c.SetRequest(req.WithContext(ctx))
 			err := next(c)
-			if err != nil && errors.Is(parent.Err(), context.Canceled) {
+			if err != nil && errors.Is(parent.Err(), context.Canceled) && !errors.Is(err, os.ErrDeadlineExceeded) {
 				// Whatever failed, it failed because the client went away
-				// (its connection closed): that is no fault of ours.
+				// (its connection closed): that is no fault of ours. A body
+				// read that hit the server's read deadline cancels the
+				// context too, but that client is slow, not gone: 408.
 				return errs.Wrap(err, errs.Canceled, "the client went away")
 			}
 			return err
@@ -266,28 +271,33 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
-// ServeOptions bounds the HTTP server.
+// ServeOptions bounds the HTTP server. Zero values take the constants of
+// timeouts.go.
 type ServeOptions struct {
-	ReadHeaderTimeout time.Duration // default 5 s
-	ReadTimeout       time.Duration // default 30 s
-	WriteTimeout      time.Duration // default 30 s
-	IdleTimeout       time.Duration // default 120 s
-	ShutdownTimeout   time.Duration // default 20 s
+	ReadHeaderTimeout time.Duration // default ReadHeaderTimeout, 5 s
+	ReadTimeout       time.Duration // default ReadTimeout, 10 s
+	WriteTimeout      time.Duration // default WriteTimeout, 20 s
+	IdleTimeout       time.Duration // default IdleTimeout, 120 s
+	ShutdownTimeout   time.Duration // default ShutdownTimeout, 25 s
 }
 
 // Serve serves h on ln until ctx is cancelled, then stops accepting
 // connections and waits (up to ShutdownTimeout) for requests in flight.
+// Requests still running when that budget is spent are cut: that is the
+// budget doing its job, so it is logged as a warning naming how many
+// connections were closed, and Serve returns nil (a clean exit).
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServeOptions, logger *slog.Logger) error {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
 		}
 	}
-	def(&o.ReadHeaderTimeout, 5*time.Second)
-	def(&o.ReadTimeout, 30*time.Second)
-	def(&o.WriteTimeout, 30*time.Second)
-	def(&o.IdleTimeout, 120*time.Second)
-	def(&o.ShutdownTimeout, 20*time.Second)
+	def(&o.ReadHeaderTimeout, ReadHeaderTimeout)
+	def(&o.ReadTimeout, ReadTimeout)
+	def(&o.WriteTimeout, WriteTimeout)
+	def(&o.IdleTimeout, IdleTimeout)
+	def(&o.ShutdownTimeout, ShutdownTimeout)
+	conns := &connTracker{state: map[net.Conn]http.ConnState{}}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
@@ -296,6 +306,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServeOptions,
 		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnState:         conns.track,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -309,11 +320,42 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServeOptions,
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		cut := conns.open()
+		_ = srv.Close()
+		logger.Warn("shutdown budget spent: cut the requests still running",
+			"timeout", o.ShutdownTimeout.String(), "connections_cut", cut)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// connTracker follows each connection's state, so a shutdown that runs out
+// of time can say how many requests it cut.
+type connTracker struct {
+	mu    sync.Mutex
+	state map[net.Conn]http.ConnState
+}
+
+func (t *connTracker) track(c net.Conn, s http.ConnState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch s {
+	case http.StateClosed, http.StateHijacked:
+		delete(t.state, c)
+	default:
+		t.state[c] = s
+	}
+}
+
+// open counts the connections not yet closed.
+func (t *connTracker) open() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.state)
 }

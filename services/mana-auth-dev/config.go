@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 // place that reads the environment, and it reads each variable by its
 // literal name so the manifest test can list them.
 type config struct {
+	ListenHost    string // empty: every interface
 	Port          int
 	DatabaseURL   string
 	ServiceKeys   []string
@@ -36,6 +38,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AdminEmail:    strings.TrimSpace(getenv("MANA_AUTH_DEV_ADMIN_EMAIL")),
 		AdminPassword: getenv("MANA_AUTH_DEV_ADMIN_PASSWORD"),
 		NodeEnv:       strings.TrimSpace(getenv("NODE_ENV")),
+	}
+	if h := strings.TrimSpace(getenv("LISTEN_HOST")); h != "" {
+		if h != "localhost" && net.ParseIP(h) == nil {
+			errs = append(errs, fmt.Errorf("LISTEN_HOST %q: want an IP address, localhost, or empty for every interface", h))
+		}
+		c.ListenHost = h
 	}
 	if p := strings.TrimSpace(getenv("PORT")); p != "" {
 		n, err := strconv.Atoi(p)
@@ -88,7 +96,7 @@ func (c config) devauth(log *slog.Logger) devauth.Config {
 // masked is the configuration as logged at start: no secrets.
 func (c config) masked() []any {
 	return []any{
-		"port", c.Port, "database", redactURL(c.DatabaseURL), "baseUrl", c.BaseURL,
+		"listenHost", c.ListenHost, "port", c.Port, "database", redactURL(c.DatabaseURL), "baseUrl", c.BaseURL,
 		"adminEmail", c.AdminEmail, "adminPassword", "[set]", "serviceKeys", len(c.ServiceKeys),
 		"nodeEnv", c.NodeEnv, "logLevel", c.LogLevel.String(),
 	}

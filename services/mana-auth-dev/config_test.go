@@ -81,3 +81,15 @@ func TestLoadConfig(t *testing.T) {
 		}
 	})
 }
+
+func TestLoadConfigListenHost(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(env(map[string]string{"MANA_SERVICE_KEY": "dev-key-1234"}))
+	require.NoError(t, err)
+	require.Empty(t, c.ListenHost, "every interface by default")
+	c, err = loadConfig(env(map[string]string{"MANA_SERVICE_KEY": "dev-key-1234", "LISTEN_HOST": "127.0.0.1"}))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", c.ListenHost)
+	_, err = loadConfig(env(map[string]string{"MANA_SERVICE_KEY": "dev-key-1234", "LISTEN_HOST": "127.0.0.1:80"}))
+	require.ErrorContains(t, err, "LISTEN_HOST")
+}

@@ -67,7 +67,7 @@ func serve(cfg config) error {
 	defer func() { _ = srv.Close() }()
 
 	hs := &http.Server{
-		Addr:              net.JoinHostPort("", strconv.Itoa(cfg.Port)),
+		Addr:              net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)),
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,

@@ -31,6 +31,7 @@ const defaultAuthCallTimeout = 5 * time.Second
 // Config is everything personas-admin reads from its environment.
 // Environment variables are read here and nowhere else.
 type Config struct {
+	ListenHost  string // LISTEN_HOST, default empty: every interface
 	Port        int    // PORT, default 3062
 	DatabaseURL string // DATABASE_URL, required in production
 	AuthURL     string // MANA_AUTH_URL, default http://localhost:3001; required in production
@@ -63,6 +64,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		JWKSRefetchInterval: manaauth.DefaultRefetchInterval,
 	}
 	var err error
+	if c.ListenHost, err = edge.HostVar(getenv("LISTEN_HOST"), "LISTEN_HOST"); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Port, err = edge.IntVar(getenv("PORT"), "PORT", 3062, 1, 65535); err != nil {
 		errs = append(errs, err)
 	}
@@ -122,12 +126,13 @@ func checkBaseURL(raw string) error {
 }
 
 func (c Config) settings() edge.Settings {
-	return edge.Settings{Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate, DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr}
+	return edge.Settings{Host: c.ListenHost, Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate, DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr}
 }
 
 // LogValue is the configuration as logged at start: secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
+		slog.String("listen_host", c.ListenHost),
 		slog.Int("port", c.Port),
 		slog.String("database", edge.RedactDSN(c.DatabaseURL)),
 		slog.String("mana_auth_url", c.AuthURL),

@@ -21,6 +21,7 @@ const minProductionKeyLen = 24
 // Config is everything personas-internal reads from its environment.
 // Environment variables are read here and nowhere else.
 type Config struct {
+	ListenHost         string // LISTEN_HOST, default empty: every interface
 	Port               int    // PORT, default 3061
 	DatabaseURL        string // DATABASE_URL, required in production
 	ServiceKey         string // MANA_SERVICE_KEY
@@ -43,6 +44,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		LogLevel:           getenv("LOG_LEVEL"),
 	}
 	var err error
+	if c.ListenHost, err = edge.HostVar(getenv("LISTEN_HOST"), "LISTEN_HOST"); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Port, err = edge.IntVar(getenv("PORT"), "PORT", 3061, 1, 65535); err != nil {
 		errs = append(errs, err)
 	}
@@ -76,12 +80,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 }
 
 func (c Config) settings() edge.Settings {
-	return edge.Settings{Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate, DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr}
+	return edge.Settings{Host: c.ListenHost, Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate, DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr}
 }
 
 // LogValue is the configuration as logged at start: secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
+		slog.String("listen_host", c.ListenHost),
 		slog.Int("port", c.Port),
 		slog.String("database", edge.RedactDSN(c.DatabaseURL)),
 		slog.String("service_key", edge.Mask(c.ServiceKey)),
