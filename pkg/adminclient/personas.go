@@ -25,6 +25,10 @@ type UpsertRequest struct {
 	SystemPrompt string             `json:"systemPrompt"`
 	ModuleMix    map[string]float64 `json:"moduleMix"`
 	TickCadence  string             `json:"tickCadence,omitempty"`
+	// TickHour (0–23, UTC) is the hour from which a daily or weekdays
+	// persona is due each day; nil leaves it out of the request (an update
+	// keeps the persona's hour, a create derives one from the user id).
+	TickHour *int `json:"tickHour,omitempty"`
 }
 
 // String hides the password, so printing a request by accident leaks nothing.
@@ -63,6 +67,16 @@ type Persona struct {
 	CreatedAt    *time.Time         `json:"createdAt,omitempty"`
 	// Actions7d counts the persona's actions in the last seven days.
 	Actions7d int `json:"actions7d"`
+
+	// The run state (servers with tick records; see operator.go). Enabled
+	// and TickHour are nil when the server does not send them.
+	Enabled             *bool      `json:"enabled,omitempty"`
+	TickHour            *int       `json:"tickHour,omitempty"`
+	Quarantined         bool       `json:"quarantined"`
+	ConsecutiveFailures int        `json:"consecutiveFailures"`
+	NextAttemptAt       *time.Time `json:"nextAttemptAt,omitempty"`
+	LastTick            *LastTick  `json:"lastTick,omitempty"`
+	Lease               *Lease     `json:"lease,omitempty"`
 }
 
 // UnmarshalJSON accepts "id" where "userId" is missing, so the client reads

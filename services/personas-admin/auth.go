@@ -11,9 +11,13 @@ import (
 	"github.com/mana/personas/pkg/manaauth"
 )
 
-// ctxKeyBearer holds the caller's verified admin JWT, forwarded to
-// mana-auth's admin endpoints.
-const ctxKeyBearer = "admin_bearer"
+// Context keys set by requireAdmin: the caller's verified admin JWT
+// (forwarded to mana-auth's admin endpoints) and its verified claims (who
+// the operator is, for records such as who paused the fleet).
+const (
+	ctxKeyBearer = "admin_bearer"
+	ctxKeyClaims = "admin_claims"
+)
 
 // forbidden is the contract's exact 403 body.
 func forbidden() error { return errs.E(errs.Forbidden, "Admin access required") }
@@ -60,6 +64,7 @@ func requireAdmin(verifier tokenVerifier, logger *slog.Logger) echo.MiddlewareFu
 				return forbidden()
 			}
 			c.Set(ctxKeyBearer, token)
+			c.Set(ctxKeyClaims, claims)
 			return next(c)
 		}
 	}
@@ -69,4 +74,17 @@ func requireAdmin(verifier tokenVerifier, logger *slog.Logger) echo.MiddlewareFu
 func bearer(c echo.Context) string {
 	s, _ := c.Get(ctxKeyBearer).(string)
 	return s
+}
+
+// operator names the admin of the request for the records it leaves: the
+// email of the verified token, else its subject (the mana-auth user id).
+func operator(c echo.Context) string {
+	claims, _ := c.Get(ctxKeyClaims).(*manaauth.Claims)
+	if claims == nil {
+		return ""
+	}
+	if claims.Email != "" {
+		return claims.Email
+	}
+	return claims.Subject
 }

@@ -157,6 +157,13 @@ func TestAdminJWT(t *testing.T) {
 			{http.MethodGet, apiPath, ""},
 			{http.MethodGet, apiPath + "/" + userID, ""},
 			{http.MethodDelete, apiPath + "/" + userID, ""},
+			{http.MethodGet, apiPath + "/runner", ""},
+			{http.MethodPut, apiPath + "/runner", `{"paused":true}`},
+			{http.MethodPatch, apiPath + "/" + userID, `{"enabled":false}`},
+			{http.MethodPost, apiPath + "/" + userID + "/lease/release", ""},
+			{http.MethodPost, apiPath + "/" + userID + "/unquarantine", ""},
+			{http.MethodGet, apiPath + "/" + userID + "/ticks", ""},
+			{http.MethodGet, apiPath + "/" + userID + "/ticks/t1", ""},
 		} {
 			status, _ := b.call(t, r.method, r.path, r.body, "Authorization", "")
 			require.Equal(t, http.StatusUnauthorized, status, r.method+" "+r.path)
@@ -166,6 +173,9 @@ func TestAdminJWT(t *testing.T) {
 		}
 		// Nothing happened on behalf of the refused callers.
 		require.Empty(t, b.authUsers(t, "gated@mana.test"))
+		st, stErr := b.store.FleetState(ctx)
+		require.NoError(t, stErr)
+		require.False(t, st.Paused)
 		_, err := b.mana.GetUser(ctx, b.admin, userID)
 		require.NoError(t, err)
 	})

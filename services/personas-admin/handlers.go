@@ -48,6 +48,30 @@ type personaJSON struct {
 	CreatedAt    string             `json:"createdAt"`
 	UpdatedAt    string             `json:"updatedAt"`
 	Actions7d    int64              `json:"actions7d"`
+
+	// The schedule and run state (see pkg/personas: Due, FinishTick).
+	TickHour            int           `json:"tickHour"`
+	Enabled             bool          `json:"enabled"`
+	Quarantined         bool          `json:"quarantined"`
+	ConsecutiveFailures int           `json:"consecutiveFailures"`
+	NextAttemptAt       *string       `json:"nextAttemptAt"`
+	LastTick            *lastTickJSON `json:"lastTick"`
+	Lease               *leaseJSON    `json:"lease"`
+}
+
+// lastTickJSON is the outcome of the persona's latest finished tick.
+type lastTickJSON struct {
+	Status     personas.TickStatus `json:"status"`
+	FinishedAt *string             `json:"finishedAt"`
+}
+
+// leaseJSON is who holds the persona, until when. An expiry in the past is
+// a lease that lapsed and has not been counted as a crash yet (that
+// happens the next time the runner side looks at leases).
+type leaseJSON struct {
+	RunnerID  string  `json:"runnerId"`
+	ExpiresAt string  `json:"expiresAt"`
+	TickID    *string `json:"tickId,omitempty"`
 }
 
 func newPersonaJSON(p *personas.Persona, actions7d int64) personaJSON {
@@ -55,12 +79,21 @@ func newPersonaJSON(p *personas.Persona, actions7d int64) personaJSON {
 	if mix == nil {
 		mix = map[string]float64{}
 	}
-	return personaJSON{
+	out := personaJSON{
 		UserID: p.UserID, Email: p.Email, Name: p.Name, Archetype: p.Archetype,
 		SystemPrompt: p.SystemPrompt, ModuleMix: mix, TickCadence: p.TickCadence,
 		LastActiveAt: edge.ISOTimePtr(p.LastActiveAt), CreatedAt: edge.ISOTime(p.CreatedAt), UpdatedAt: edge.ISOTime(p.UpdatedAt),
 		Actions7d: actions7d,
+		TickHour:  p.TickHour, Enabled: p.Enabled, Quarantined: p.Quarantined,
+		ConsecutiveFailures: p.ConsecutiveFailures, NextAttemptAt: edge.ISOTimePtr(p.NextAttemptAt),
 	}
+	if p.LastTick != nil {
+		out.LastTick = &lastTickJSON{Status: p.LastTick.Status, FinishedAt: edge.ISOTimePtr(p.LastTick.FinishedAt)}
+	}
+	if p.Lease != nil {
+		out.Lease = &leaseJSON{RunnerID: p.Lease.RunnerID, ExpiresAt: edge.ISOTime(p.Lease.ExpiresAt), TickID: p.Lease.TickID}
+	}
+	return out
 }
 
 // ---- POST / -------------------------------------------------------------
@@ -75,6 +108,10 @@ type upsertRequest struct {
 	SystemPrompt string
 	ModuleMix    map[string]float64
 	TickCadence  *string
+	// TickHour: absent keeps the current hour (on create: derived), null
+	// goes back to the derived hour, an integer sets it.
+	TickHour    *int
+	TickHourSet bool
 }
 
 // readUpsert reads and validates the body, reporting every problem by its
@@ -101,6 +138,12 @@ func readUpsert(c echo.Context) (*upsertRequest, error) {
 			case "tickCadence":
 				if s, ok := d.String(key, len("weekdays")); ok {
 					r.TickCadence = &s
+				}
+			case "tickHour":
+				r.TickHourSet = true
+				if v, ok := d.Int(key); ok {
+					n := int(max(min(v, 1<<31), -(1 << 31))) // the store's range check reports it
+					r.TickHour = &n
 				}
 			case "moduleMix":
 				r.ModuleMix = map[string]float64{}
@@ -144,6 +187,7 @@ func (r *upsertRequest) input(userID, defaultName string) personas.PersonaInput 
 	if r.TickCadence != nil {
 		in.TickCadence = personas.Cadence(*r.TickCadence)
 	}
+	in.TickHour = r.TickHour
 	return in
 }
 
@@ -203,6 +247,9 @@ func (h *handlers) upsert(c echo.Context) error {
 		}
 		if req.TickCadence == nil {
 			in.TickCadence = existing.TickCadence
+		}
+		if !req.TickHourSet {
+			in.TickHour = existing.OwnTickHour
 		}
 	}
 	created, err := h.store.UpsertPersona(ctx, in)
@@ -381,6 +428,13 @@ type actionJSON struct {
 	CreatedAt    string  `json:"createdAt"`
 }
 
+func newActionJSON(personaID string, a *personas.Action) actionJSON {
+	return actionJSON{
+		ID: a.ID, PersonaID: personaID, TickID: a.TickID, Seq: a.Seq, ToolName: a.ToolName, InputHash: a.InputHash,
+		Result: string(a.Result), ErrorMessage: a.ErrorMessage, LatencyMs: a.LatencyMs, CreatedAt: edge.ISOTime(a.CreatedAt),
+	}
+}
+
 type feedbackJSON struct {
 	Module       string         `json:"module"`
 	AvgRating    float64        `json:"avgRating"`
@@ -421,11 +475,8 @@ func (h *handlers) detail(c echo.Context) error {
 		RecentActions:    make([]actionJSON, len(actions)),
 		FeedbackByModule: make([]feedbackJSON, len(feedback)),
 	}
-	for i, a := range actions {
-		res.RecentActions[i] = actionJSON{
-			ID: a.ID, PersonaID: id, TickID: a.TickID, Seq: a.Seq, ToolName: a.ToolName, InputHash: a.InputHash,
-			Result: string(a.Result), ErrorMessage: a.ErrorMessage, LatencyMs: a.LatencyMs, CreatedAt: edge.ISOTime(a.CreatedAt),
-		}
+	for i := range actions {
+		res.RecentActions[i] = newActionJSON(id, &actions[i])
 	}
 	for i, f := range feedback {
 		res.FeedbackByModule[i] = feedbackJSON{

@@ -54,8 +54,17 @@ func newServer(store *personas.Store, auth identity, verifier tokenVerifier, log
 	)
 	api.POST("", h.upsert)
 	api.GET("", h.list)
+	// The fleet switch. A static segment wins over /:id in echo's router,
+	// so no persona id can shadow it (mana-auth ids are never "runner").
+	api.GET("/runner", h.getRunner)
+	api.PUT("/runner", h.putRunner)
 	api.GET("/:id", h.detail)
+	api.PATCH("/:id", h.patch)
 	api.DELETE("/:id", h.remove)
+	api.POST("/:id/lease/release", h.releaseLease)
+	api.POST("/:id/unquarantine", h.unquarantine)
+	api.GET("/:id/ticks", h.listTicks)
+	api.GET("/:id/ticks/:tickId", h.getTick)
 	return srv
 }
 

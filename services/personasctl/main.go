@@ -73,6 +73,19 @@ func commands() []command {
 		{"list", "list the personas that exist (admin API)", (*app).cmdList},
 		{"show", "show one persona with its recent actions and feedback", (*app).cmdShow},
 		{"cleanup", "delete personas that are not in the catalog", (*app).cmdCleanup},
+		{"fleet", "show whether the fleet is paused", cmdFleet("fleet", "Show whether the whole fleet is paused, since when and by whom.", nil)},
+		{"pause", "pause the whole fleet (runners get no personas)", cmdFleet("pause",
+			"Pause the whole fleet: runners' due lists and claims are empty until resume. Leases already held run on.", boolPtr(true))},
+		{"resume", "resume the fleet", cmdFleet("resume", "Resume the whole fleet after pause.", boolPtr(false))},
+		{"enable", "put a persona back into the schedule", personaAction("enable",
+			"Enable a persona: it is due again under its schedule.", setEnabled(true))},
+		{"disable", "take a persona out of the schedule", personaAction("disable",
+			"Disable a persona: it is never due until enabled (a lease it holds runs on).", setEnabled(false))},
+		{"release", "end a persona's lease (no failure counted)", personaAction("release",
+			"End whatever lease the persona has, without counting a failure; its runner's later writes are stored as stale.", releaseLease)},
+		{"unquarantine", "lift a persona's quarantine and reset its failures", personaAction("unquarantine",
+			"Lift a persona's quarantine and reset its consecutive failures and backoff.", unquarantine)},
+		{"ticks", "list a persona's ticks, or show one", (*app).cmdTicks},
 	}
 }
 
@@ -108,7 +121,7 @@ func (a *app) usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run `personasctl <command> --help` for its flags.")
