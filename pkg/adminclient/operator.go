@@ -58,7 +58,7 @@ func (f *FleetState) UnmarshalJSON(data []byte) error {
 // FleetState returns whether the fleet is paused, since when, by whom.
 func (c *Client) FleetState(ctx context.Context) (*FleetState, error) {
 	var out FleetState
-	if err := c.do(ctx, call{method: http.MethodGet, path: "/runner", retrySafe: true}, &out); err != nil {
+	if err := c.do(ctx, call{method: http.MethodGet, path: "/runner", idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -69,7 +69,7 @@ func (c *Client) FleetState(ctx context.Context) (*FleetState, error) {
 func (c *Client) SetFleetPaused(ctx context.Context, paused bool) (*FleetState, error) {
 	var out FleetState
 	body := map[string]bool{"paused": paused}
-	if err := c.do(ctx, call{method: http.MethodPut, path: "/runner", body: body, retrySafe: true}, &out); err != nil {
+	if err := c.do(ctx, call{method: http.MethodPut, path: "/runner", body: body, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -89,7 +89,7 @@ func (c *Client) PatchPersona(ctx context.Context, id string, patch PersonaPatch
 		return nil, errors.New("adminclient: PatchPersona: empty id")
 	}
 	var out Persona
-	cl := call{method: http.MethodPatch, path: "/" + url.PathEscape(id), body: patch, retrySafe: true}
+	cl := call{method: http.MethodPatch, path: "/" + url.PathEscape(id), body: patch, idempotent: true}
 	if err := c.do(ctx, cl, &out); err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (c *Client) ReleaseLease(ctx context.Context, id string) (released bool, er
 	var out struct {
 		Released bool `json:"released"`
 	}
-	cl := call{method: http.MethodPost, path: "/" + url.PathEscape(id) + "/lease/release", retrySafe: true}
+	cl := call{method: http.MethodPost, path: "/" + url.PathEscape(id) + "/lease/release", idempotent: true}
 	if err := c.do(ctx, cl, &out); err != nil {
 		return false, err
 	}
@@ -126,7 +126,7 @@ func (c *Client) Unquarantine(ctx context.Context, id string) (*Persona, error) 
 		return nil, errors.New("adminclient: Unquarantine: empty id")
 	}
 	var out Persona
-	cl := call{method: http.MethodPost, path: "/" + url.PathEscape(id) + "/unquarantine", retrySafe: true}
+	cl := call{method: http.MethodPost, path: "/" + url.PathEscape(id) + "/unquarantine", idempotent: true}
 	if err := c.do(ctx, cl, &out); err != nil {
 		return nil, err
 	}
@@ -213,7 +213,7 @@ func (c *Client) ListTicks(ctx context.Context, id string, opts TickListOptions)
 		Ticks      []Tick  `json:"ticks"`
 		NextCursor *string `json:"nextCursor"`
 	}
-	cl := call{method: http.MethodGet, path: "/" + url.PathEscape(id) + "/ticks", query: q, retrySafe: true}
+	cl := call{method: http.MethodGet, path: "/" + url.PathEscape(id) + "/ticks", query: q, idempotent: true}
 	if err := c.do(ctx, cl, &out); err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func (c *Client) GetTick(ctx context.Context, id, tickID string) (*TickDetail, e
 		return nil, errors.New("adminclient: GetTick: empty id or tick id")
 	}
 	var out TickDetail
-	cl := call{method: http.MethodGet, path: "/" + url.PathEscape(id) + "/ticks/" + url.PathEscape(tickID), retrySafe: true}
+	cl := call{method: http.MethodGet, path: "/" + url.PathEscape(id) + "/ticks/" + url.PathEscape(tickID), idempotent: true}
 	if err := c.do(ctx, cl, &out); err != nil {
 		return nil, err
 	}
