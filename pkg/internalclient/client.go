@@ -1,5 +1,6 @@
 // Package internalclient is the typed Go client for the personas internal
-// API (the runner's side): ListDue, Claim, PostActions and PostFeedback.
+// API (the runner's side): ListDue, Claim, PostActions and PostFeedback,
+// and the tick and lease protocol in ticks.go.
 //
 // Every call has a deadline. Calls are retried on network errors and 5xx
 // answers with jittered backoff: this is safe because every write of the
@@ -49,9 +50,12 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// Is makes errors.Is(err, ErrNotFound) true for a 404.
+// Is makes errors.Is(err, ErrNotFound) true for a 404 and
+// errors.Is(err, ErrLeaseLost) for a 409 (the internal API's only
+// conflict).
 func (e *APIError) Is(target error) bool {
-	return target == ErrNotFound && e.Status == http.StatusNotFound
+	return (target == ErrNotFound && e.Status == http.StatusNotFound) ||
+		(target == ErrLeaseLost && e.Status == http.StatusConflict)
 }
 
 // Client talks to personas-internal (directly or through the gateway).
@@ -109,7 +113,13 @@ type DuePersona struct {
 	ModuleMix      map[string]float64 `json:"moduleMix"`
 	TickCadence    string             `json:"tickCadence"`
 	LastActiveAt   *time.Time         `json:"lastActiveAt"`
-	LeaseExpiresAt *time.Time         `json:"leaseExpiresAt,omitempty"`
+	// Attempt is 1 plus the persona's consecutive failures (for logs).
+	Attempt int `json:"attempt"`
+	// LeaseToken and LeaseExpiresAt are set by Claim: the token proves
+	// holding the lease (send it with WithLeaseToken, RenewLease,
+	// ReleaseLease).
+	LeaseToken     string     `json:"leaseToken,omitempty"`
+	LeaseExpiresAt *time.Time `json:"leaseExpiresAt,omitempty"`
 }
 
 // DueResponse is the answer of ListDue and Claim.
@@ -117,6 +127,8 @@ type DueResponse struct {
 	Personas       []DuePersona `json:"personas"`
 	ServerTime     time.Time    `json:"serverTime"`
 	LeaseExpiresAt *time.Time   `json:"leaseExpiresAt,omitempty"`
+	// Paused: operators paused the fleet; Personas is empty.
+	Paused bool `json:"paused,omitempty"`
 }
 
 // ListDue returns due personas without leasing them; limit 0 means the
@@ -174,18 +186,23 @@ type WriteResult struct {
 	OK         bool `json:"ok"`
 	Written    int  `json:"written"`
 	Duplicates int  `json:"duplicates"`
+	// StaleLease: the lease token sent no longer holds the lease; the rows
+	// were stored all the same.
+	StaleLease bool `json:"staleLease,omitempty"`
 }
 
-// PostActions appends actions for a persona (idempotent).
-func (c *Client) PostActions(ctx context.Context, personaID string, actions []Action) (*WriteResult, error) {
+// PostActions appends actions for a persona (idempotent). Pass
+// WithLeaseToken when the persona was claimed.
+func (c *Client) PostActions(ctx context.Context, personaID string, actions []Action, opts ...CallOption) (*WriteResult, error) {
 	var out WriteResult
-	return &out, c.do(ctx, http.MethodPost, "/"+url.PathEscape(personaID)+"/actions", map[string]any{"actions": actions}, &out)
+	return &out, c.with(opts).do(ctx, http.MethodPost, "/"+url.PathEscape(personaID)+"/actions", map[string]any{"actions": actions}, &out)
 }
 
-// PostFeedback stores ratings for a persona (idempotent).
-func (c *Client) PostFeedback(ctx context.Context, personaID string, feedback []Feedback) (*WriteResult, error) {
+// PostFeedback stores ratings for a persona (idempotent). Pass
+// WithLeaseToken when the persona was claimed.
+func (c *Client) PostFeedback(ctx context.Context, personaID string, feedback []Feedback, opts ...CallOption) (*WriteResult, error) {
 	var out WriteResult
-	return &out, c.do(ctx, http.MethodPost, "/"+url.PathEscape(personaID)+"/feedback", map[string]any{"feedback": feedback}, &out)
+	return &out, c.with(opts).do(ctx, http.MethodPost, "/"+url.PathEscape(personaID)+"/feedback", map[string]any{"feedback": feedback}, &out)
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
