@@ -106,13 +106,13 @@ func New(baseURL, serviceKey string, opts ...Option) (*Client, error) {
 
 // DuePersona is a persona the runner should drive.
 type DuePersona struct {
-	UserID         string             `json:"userId"`
-	Email          string             `json:"email"`
-	Archetype      string             `json:"archetype"`
-	SystemPrompt   string             `json:"systemPrompt"`
-	ModuleMix      map[string]float64 `json:"moduleMix"`
-	TickCadence    string             `json:"tickCadence"`
-	LastActiveAt   *time.Time         `json:"lastActiveAt"`
+	UserID       string             `json:"userId"`
+	Email        string             `json:"email"`
+	Archetype    string             `json:"archetype"`
+	SystemPrompt string             `json:"systemPrompt"`
+	ModuleMix    map[string]float64 `json:"moduleMix"`
+	TickCadence  string             `json:"tickCadence"`
+	LastActiveAt *time.Time         `json:"lastActiveAt"`
 	// Attempt is 1 plus the persona's consecutive failures (for logs).
 	Attempt int `json:"attempt"`
 	// LeaseToken and LeaseExpiresAt are set by Claim: the token proves

@@ -73,6 +73,7 @@ func commands() []command {
 		{"list", "list the personas that exist (admin API)", (*app).cmdList},
 		{"show", "show one persona with its recent actions and feedback", (*app).cmdShow},
 		{"cleanup", "delete personas that are not in the catalog", (*app).cmdCleanup},
+		{"simulate", "act as persona runners against the internal API (development, tests)", (*app).cmdSimulate},
 	}
 }
 
@@ -113,7 +114,7 @@ func (a *app) usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run `personasctl <command> --help` for its flags.")
 	fmt.Fprintln(w, "Environment: MANA_API_URL (gateway, default "+DefaultAPIURL+"), MANA_ADMIN_JWT (admin token),")
-	fmt.Fprintln(w, "PERSONA_SEED_SECRET (password key; required when NODE_ENV=production), NODE_ENV.")
+	fmt.Fprintln(w, "PERSONA_SEED_SECRET (password key; required when NODE_ENV=production), MANA_SERVICE_KEY (simulate), NODE_ENV.")
 	fmt.Fprintln(w, "Exit codes: 0 ok, 1 failure, 2 usage error.")
 }
 
