@@ -35,7 +35,7 @@ func WithLeaseToken(token string) CallOption {
 }
 
 // headerLeaseToken is the header the internal API reads the token from.
-const headerLeaseToken = "X-Lease-Token"
+const headerLeaseToken = "X-Lease-Token" //nolint:gosec // a header name, not a credential
 
 // with returns c itself, or for options that add headers, a shallow copy
 // whose transport adds them (the request path of c stays untouched).

@@ -111,8 +111,8 @@ type Config struct {
 	Work time.Duration
 	// Iterations bounds each runner's claim cycles (0: until ctx ends).
 	Iterations int
-	Mix        Mix   // default DefaultMix
-	Seed       int64 // 0: random
+	Mix        Mix    // default DefaultMix
+	Seed       uint64 // 0: random
 	// Out receives one line per tick (nil: nothing).
 	Out io.Writer
 	// Model and PlatformVersion are reported on each tick start.
@@ -182,7 +182,7 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 	if cfg.PlatformVersion == "" {
 		cfg.PlatformVersion = "sim"
 	}
-	seed := uint64(cfg.Seed)
+	seed := cfg.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
 	}

@@ -239,7 +239,7 @@ func writeOptions(c echo.Context) personas.WriteOptions {
 
 // headerLeaseToken carries the claim's lease token on tick starts, writes
 // and finishes (optional: runners that predate leases send none).
-const headerLeaseToken = "X-Lease-Token"
+const headerLeaseToken = "X-Lease-Token" //nolint:gosec // a header name, not a credential
 
 // invalid answers a request whose decoding found problems: those, plus
 // every problem validation finds in the fields that did decode.

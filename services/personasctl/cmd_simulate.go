@@ -33,7 +33,7 @@ func (a *app) cmdSimulate(ctx context.Context, args []string) int {
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C or --iterations)")
 	iterations := fs.Int("iterations", 0, "claim cycles per runner (0: no limit)")
 	mixFlag := fs.String("mix", "ok=60,empty=10,failed=15,timeout=5,crash=10", "outcome weights")
-	seed := fs.Int64("seed", 0, "random seed (0: random)")
+	seed := fs.Uint64("seed", 0, "random seed (0: random)")
 	quiet := fs.Bool("quiet", false, "print only the summary")
 	if code, ok := a.parse(fs, args); !ok {
 		return code

@@ -534,3 +534,17 @@ func TestIsTerminal(t *testing.T) {
 	t.Cleanup(func() { _ = f.Close() })
 	require.False(t, isTerminal(f), "a regular file is not a terminal")
 }
+
+func TestSimulateUsage(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"simulate", "--mix", "ok=0"},
+		{"simulate", "--mix", "great=5"},
+		{"simulate", "--runners", "0"},
+		{"simulate", "extra"},
+	} {
+		var out, errOut bytes.Buffer
+		require.Equal(t, exitUsage, run(args, func(string) string { return "" }, strings.NewReader(""), &out, &errOut), args)
+		require.Contains(t, errOut.String(), "usage: personasctl simulate", args)
+	}
+}
