@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // IsProduction reports whether NODE_ENV (the platform's production switch)
@@ -32,6 +33,19 @@ func IntVar(v, name string, def, lo, hi int) (int, error) {
 		return def, fmt.Errorf("%s=%q: want an integer from %d to %d", name, v, lo, hi)
 	}
 	return n, nil
+}
+
+// DurationVar parses a Go duration setting ("90s", "5m", "2h") named
+// name; empty means def.
+func DurationVar(v, name string, def, lo, hi time.Duration) (time.Duration, error) {
+	if strings.TrimSpace(v) == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d < lo || d > hi {
+		return def, fmt.Errorf("%s=%q: want a Go duration from %s to %s (such as 90s, 5m, 2h)", name, v, lo, hi)
+	}
+	return d, nil
 }
 
 // BoolVar parses a boolean setting named name; empty means def.

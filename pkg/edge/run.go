@@ -34,6 +34,9 @@ type Settings struct {
 	// PprofAddr, when set, serves net/http/pprof there (a loopback address
 	// such as 127.0.0.1:6060: never expose it). Empty in normal operation.
 	PprofAddr string
+	// StoreOptions configure the store serve builds (the failure policy:
+	// personas.WithBackoff, personas.WithQuarantineAfter).
+	StoreOptions []personas.Option
 }
 
 // Program describes one service.
@@ -112,7 +115,7 @@ func Run[C any](ctx context.Context, p Program[C], args []string, getenv func(st
 	if set.AutoMigrate {
 		go personas.MigrateUntilDone(ctx, db, logger)
 	}
-	handler, release, err := p.Handler(ctx, cfg, personas.New(db), logger)
+	handler, release, err := p.Handler(ctx, cfg, personas.New(db, set.StoreOptions...), logger)
 	if err != nil {
 		logger.Error("start", "error", err.Error())
 		return 1

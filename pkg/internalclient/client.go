@@ -1,5 +1,6 @@
 // Package internalclient is the typed Go client for the personas internal
-// API (the runner's side): ListDue, Claim, PostActions and PostFeedback.
+// API (the runner's side): ListDue, Claim, PostActions and PostFeedback,
+// and the tick and lease protocol in ticks.go.
 //
 // Every attempt has a deadline. Retries follow package retry (network
 // errors, 429, 502/503/504; never another 4xx or a 500): reads and the two
@@ -52,9 +53,12 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// Is makes errors.Is(err, ErrNotFound) true for a 404.
+// Is makes errors.Is(err, ErrNotFound) true for a 404 and
+// errors.Is(err, ErrLeaseLost) for a 409 (the internal API's only
+// conflict).
 func (e *APIError) Is(target error) bool {
-	return target == ErrNotFound && e.Status == http.StatusNotFound
+	return (target == ErrNotFound && e.Status == http.StatusNotFound) ||
+		(target == ErrLeaseLost && e.Status == http.StatusConflict)
 }
 
 // DefaultRetryPolicy is package retry's policy for the runner's calls.
@@ -108,14 +112,20 @@ func New(baseURL, serviceKey string, opts ...Option) (*Client, error) {
 
 // DuePersona is a persona the runner should drive.
 type DuePersona struct {
-	UserID         string             `json:"userId"`
-	Email          string             `json:"email"`
-	Archetype      string             `json:"archetype"`
-	SystemPrompt   string             `json:"systemPrompt"`
-	ModuleMix      map[string]float64 `json:"moduleMix"`
-	TickCadence    string             `json:"tickCadence"`
-	LastActiveAt   *time.Time         `json:"lastActiveAt"`
-	LeaseExpiresAt *time.Time         `json:"leaseExpiresAt,omitempty"`
+	UserID       string             `json:"userId"`
+	Email        string             `json:"email"`
+	Archetype    string             `json:"archetype"`
+	SystemPrompt string             `json:"systemPrompt"`
+	ModuleMix    map[string]float64 `json:"moduleMix"`
+	TickCadence  string             `json:"tickCadence"`
+	LastActiveAt *time.Time         `json:"lastActiveAt"`
+	// Attempt is 1 plus the persona's consecutive failures (for logs).
+	Attempt int `json:"attempt"`
+	// LeaseToken and LeaseExpiresAt are set by Claim: the token proves
+	// holding the lease (send it with WithLeaseToken, RenewLease,
+	// ReleaseLease).
+	LeaseToken     string     `json:"leaseToken,omitempty"`
+	LeaseExpiresAt *time.Time `json:"leaseExpiresAt,omitempty"`
 }
 
 // DueResponse is the answer of ListDue and Claim.
@@ -123,6 +133,8 @@ type DueResponse struct {
 	Personas       []DuePersona `json:"personas"`
 	ServerTime     time.Time    `json:"serverTime"`
 	LeaseExpiresAt *time.Time   `json:"leaseExpiresAt,omitempty"`
+	// Paused: operators paused the fleet; Personas is empty.
+	Paused bool `json:"paused,omitempty"`
 }
 
 // ListDue returns due personas without leasing them; limit 0 means the
@@ -180,18 +192,23 @@ type WriteResult struct {
 	OK         bool `json:"ok"`
 	Written    int  `json:"written"`
 	Duplicates int  `json:"duplicates"`
+	// StaleLease: the lease token sent no longer holds the lease; the rows
+	// were stored all the same.
+	StaleLease bool `json:"staleLease,omitempty"`
 }
 
-// PostActions appends actions for a persona (idempotent).
-func (c *Client) PostActions(ctx context.Context, personaID string, actions []Action) (*WriteResult, error) {
+// PostActions appends actions for a persona (idempotent). Pass
+// WithLeaseToken when the persona was claimed.
+func (c *Client) PostActions(ctx context.Context, personaID string, actions []Action, opts ...CallOption) (*WriteResult, error) {
 	var out WriteResult
-	return &out, c.do(ctx, http.MethodPost, "/"+url.PathEscape(personaID)+"/actions", map[string]any{"actions": actions}, &out)
+	return &out, c.with(opts).do(ctx, http.MethodPost, "/"+url.PathEscape(personaID)+"/actions", map[string]any{"actions": actions}, &out)
 }
 
-// PostFeedback stores ratings for a persona (idempotent).
-func (c *Client) PostFeedback(ctx context.Context, personaID string, feedback []Feedback) (*WriteResult, error) {
+// PostFeedback stores ratings for a persona (idempotent). Pass
+// WithLeaseToken when the persona was claimed.
+func (c *Client) PostFeedback(ctx context.Context, personaID string, feedback []Feedback, opts ...CallOption) (*WriteResult, error) {
 	var out WriteResult
-	return &out, c.do(ctx, http.MethodPost, "/"+url.PathEscape(personaID)+"/feedback", map[string]any{"feedback": feedback}, &out)
+	return &out, c.with(opts).do(ctx, http.MethodPost, "/"+url.PathEscape(personaID)+"/feedback", map[string]any{"feedback": feedback}, &out)
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

@@ -38,16 +38,33 @@ func checkToken(p *Problems, field, token string, required bool) {
 	checkText(p, field, token, 1, MaxLeaseTokenLen)
 }
 
+// ValidateRenew reports every problem with a renew's arguments (field
+// names are the internal API's); RenewLease checks the same.
+func ValidateRenew(token string, lease time.Duration) error {
+	var p Problems
+	checkToken(&p, "leaseToken", token, true)
+	checkLease(&p, lease)
+	return p.Err()
+}
+
+// ValidateRelease reports every problem with a release's arguments;
+// ReleaseLease checks the same.
+func ValidateRelease(token string, outcome ReleaseOutcome) error {
+	var p Problems
+	checkToken(&p, "leaseToken", token, true)
+	if !outcome.Valid() {
+		p.Add("outcome", "must be one of abandoned, done, failed")
+	}
+	return p.Err()
+}
+
 // RenewLease extends the lease held with token to now + lease (0: the
 // length the claim asked for) and returns the new expiry. It fails with
 // ErrLeaseLost when token is not the persona's current lease or the lease
 // has already expired (a lapsed lease is never revived: another runner may
 // be about to claim the persona), and ErrNotFound for an unknown persona.
 func (s *Store) RenewLease(ctx context.Context, personaID, token string, lease time.Duration) (time.Time, error) {
-	var p Problems
-	checkToken(&p, "leaseToken", token, true)
-	checkLease(&p, lease)
-	if err := p.Err(); err != nil {
+	if err := ValidateRenew(token, lease); err != nil {
 		return time.Time{}, err
 	}
 	now := s.Now()
@@ -90,12 +107,7 @@ func (s *Store) lostOrNotFound(ctx context.Context, personaID string) error {
 // Tick records are not touched: ticks are closed by FinishTick (or, bound
 // to a lease that lapses, by the crash sweep).
 func (s *Store) ReleaseLease(ctx context.Context, personaID, token string, outcome ReleaseOutcome) error {
-	var p Problems
-	checkToken(&p, "leaseToken", token, true)
-	if !outcome.Valid() {
-		p.Add("outcome", "must be one of abandoned, done, failed")
-	}
-	if err := p.Err(); err != nil {
+	if err := ValidateRelease(token, outcome); err != nil {
 		return err
 	}
 	set := leaseCleared

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/mana/personas/pkg/edge"
+	"github.com/mana/personas/pkg/personas"
 )
 
 // devServiceKey is the development default. Production refuses it.
@@ -31,7 +33,22 @@ type Config struct {
 	AutoMigrate        bool   // PERSONAS_AUTO_MIGRATE, default true outside production
 	DBMaxConns         int    // PERSONAS_DB_MAX_CONNS, default 16
 	PprofAddr          string // PERSONAS_PPROF_ADDR: serve runtime profiles there (loopback only); unset by default
+
+	// The failure policy of the schedule (see pkg/personas: attempts).
+	BackoffMin      time.Duration // PERSONAS_BACKOFF_MIN, default 1m: the wait after the first consecutive failure
+	BackoffMax      time.Duration // PERSONAS_BACKOFF_MAX, default 0: the cadence's period (1h or 24h)
+	QuarantineAfter int           // PERSONAS_QUARANTINE_AFTER, default 5 consecutive failures
+	// OverdueGrace: a persona due for longer than this counts as overdue
+	// in the personas_overdue gauge (PERSONAS_OVERDUE_GRACE, default 2h).
+	OverdueGrace time.Duration
 }
+
+// Defaults and bounds of the schedule settings.
+const (
+	defaultOverdueGrace = 2 * time.Hour
+	maxBackoff          = 7 * 24 * time.Hour
+	maxQuarantineAfter  = 1000
+)
 
 func loadConfig(getenv func(string) string) (Config, error) {
 	var errs []error
@@ -54,6 +71,21 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 	if c.AutoMigrate, err = edge.BoolVar(getenv("PERSONAS_AUTO_MIGRATE"), "PERSONAS_AUTO_MIGRATE", !c.Production); err != nil {
+		errs = append(errs, err)
+	}
+	if c.BackoffMin, err = edge.DurationVar(getenv("PERSONAS_BACKOFF_MIN"), "PERSONAS_BACKOFF_MIN", personas.DefaultBackoffMin, time.Second, maxBackoff); err != nil {
+		errs = append(errs, err)
+	}
+	if c.BackoffMax, err = edge.DurationVar(getenv("PERSONAS_BACKOFF_MAX"), "PERSONAS_BACKOFF_MAX", 0, 0, maxBackoff); err != nil {
+		errs = append(errs, err)
+	}
+	if c.BackoffMax > 0 && c.BackoffMax < c.BackoffMin {
+		errs = append(errs, fmt.Errorf("PERSONAS_BACKOFF_MAX (%s) must not be below PERSONAS_BACKOFF_MIN (%s)", c.BackoffMax, c.BackoffMin))
+	}
+	if c.QuarantineAfter, err = edge.IntVar(getenv("PERSONAS_QUARANTINE_AFTER"), "PERSONAS_QUARANTINE_AFTER", personas.DefaultQuarantineAfter, 1, maxQuarantineAfter); err != nil {
+		errs = append(errs, err)
+	}
+	if c.OverdueGrace, err = edge.DurationVar(getenv("PERSONAS_OVERDUE_GRACE"), "PERSONAS_OVERDUE_GRACE", defaultOverdueGrace, time.Minute, maxBackoff); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Production {
@@ -80,7 +112,24 @@ func loadConfig(getenv func(string) string) (Config, error) {
 }
 
 func (c Config) settings() edge.Settings {
-	return edge.Settings{Host: c.ListenHost, Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate, DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr}
+	return edge.Settings{
+		Host: c.ListenHost, Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate,
+		DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr, StoreOptions: c.storeOptions(),
+	}
+}
+
+// overdueGrace is OverdueGrace, with the default for a Config built by
+// hand (tests).
+func (c Config) overdueGrace() time.Duration {
+	if c.OverdueGrace == 0 {
+		return defaultOverdueGrace
+	}
+	return c.OverdueGrace
+}
+
+// storeOptions is the store's failure policy from this configuration.
+func (c Config) storeOptions() []personas.Option {
+	return []personas.Option{personas.WithBackoff(c.BackoffMin, c.BackoffMax), personas.WithQuarantineAfter(c.QuarantineAfter)}
 }
 
 // LogValue is the configuration as logged at start: secrets masked.
@@ -94,5 +143,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("production", c.Production),
 		slog.Bool("auto_migrate", c.AutoMigrate),
 		slog.Int("db_max_conns", c.DBMaxConns),
+		slog.Duration("backoff_min", c.BackoffMin),
+		slog.Duration("backoff_max", c.BackoffMax),
+		slog.Int("quarantine_after", c.QuarantineAfter),
+		slog.Duration("overdue_grace", c.OverdueGrace),
 	)
 }

@@ -94,10 +94,13 @@ func (h *handlers) claim(c echo.Context) error {
 	return c.JSON(http.StatusOK, resp)
 }
 
+// writeResponse: StaleLease when the batch's X-Lease-Token no longer holds
+// the lease (the rows were stored all the same and counted on the tick).
 type writeResponse struct {
 	OK         bool `json:"ok"`
 	Written    int  `json:"written"`
 	Duplicates int  `json:"duplicates"`
+	StaleLease bool `json:"staleLease,omitempty"`
 }
 
 // POST /:id/actions {"actions":[{tickId,seq?,toolName,inputHash?,result,errorMessage?,latencyMs?}]}
@@ -115,8 +118,9 @@ func (h *handlers) postActions(c echo.Context) error {
 		return err
 	}
 	h.metrics.written.WithLabelValues("actions").Add(float64(res.Written))
+	h.metrics.countActions(rows, res)
 	h.metrics.duplicates.WithLabelValues("actions").Add(float64(res.Duplicates))
-	return c.JSON(http.StatusOK, writeResponse{OK: true, Written: res.Written, Duplicates: res.Duplicates})
+	return c.JSON(http.StatusOK, writeResponse{OK: true, Written: res.Written, Duplicates: res.Duplicates, StaleLease: res.StaleLease})
 }
 
 // readActions reads an actions batch. Rows are read up to one past the
@@ -182,7 +186,7 @@ func (h *handlers) postFeedback(c echo.Context) error {
 	}
 	h.metrics.written.WithLabelValues("feedback").Add(float64(res.Written))
 	h.metrics.duplicates.WithLabelValues("feedback").Add(float64(res.Duplicates))
-	return c.JSON(http.StatusOK, writeResponse{OK: true, Written: res.Written, Duplicates: res.Duplicates})
+	return c.JSON(http.StatusOK, writeResponse{OK: true, Written: res.Written, Duplicates: res.Duplicates, StaleLease: res.StaleLease})
 }
 
 // readFeedback reads a feedback batch, like readActions.

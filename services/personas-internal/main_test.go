@@ -20,6 +20,24 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
+func TestConfigSchedule(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, personas.DefaultBackoffMin, c.BackoffMin)
+	require.Zero(t, c.BackoffMax, "0: the cadence's period")
+	require.Equal(t, 5, c.QuarantineAfter)
+	require.Equal(t, 2*time.Hour, c.OverdueGrace)
+	c, err = loadConfig(env(map[string]string{"PERSONAS_BACKOFF_MIN": "5s", "PERSONAS_BACKOFF_MAX": "30s",
+		"PERSONAS_QUARANTINE_AFTER": "3", "PERSONAS_OVERDUE_GRACE": "90m"}))
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, c.BackoffMin)
+	require.Equal(t, 30*time.Second, c.BackoffMax)
+	require.Equal(t, 3, c.QuarantineAfter)
+	require.Equal(t, 90*time.Minute, c.OverdueGrace)
+	require.Len(t, c.settings().StoreOptions, 2)
+}
+
 func TestRun(t *testing.T) {
 	t.Parallel()
 
@@ -41,6 +59,10 @@ func TestRun(t *testing.T) {
 			"NoDatabase":  {"NODE_ENV": "production", "MANA_SERVICE_KEY": strings.Repeat("k", 32)},
 			"BadPort":     {"PORT": "99999"},
 			"BadLogLevel": {"LOG_LEVEL": "chatty"},
+			"BadBackoff":  {"PERSONAS_BACKOFF_MIN": "5"},
+			"MaxBelowMin": {"PERSONAS_BACKOFF_MIN": "10m", "PERSONAS_BACKOFF_MAX": "1m"},
+			"Quarantine0": {"PERSONAS_QUARANTINE_AFTER": "0"},
+			"BadGrace":    {"PERSONAS_OVERDUE_GRACE": "soon"},
 		}
 		for name, vars := range cases {
 			t.Run(name, func(t *testing.T) {

@@ -5,8 +5,6 @@ import (
 	_ "embed"
 	"log/slog"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mana/personas/pkg/edge"
 	"github.com/mana/personas/pkg/personas"
 )
@@ -32,6 +30,7 @@ func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *edge.Ser
 		OpenAPI:   openAPIDoc,
 	})
 	h.metrics = newRowMetrics(srv.Registry)
+	srv.Registry.MustRegister(newFleetCollector(store, cfg.overdueGrace(), logger))
 	e := srv.Echo
 	api := e.Group("/api/v1/personas/internal",
 		edge.ServiceKey(cfg.ServiceKey, cfg.ServiceKeyPrevious),
@@ -41,27 +40,13 @@ func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *edge.Ser
 	api.POST("/due/claim", h.claim)
 	api.POST("/:id/actions", h.postActions)
 	api.POST("/:id/feedback", h.postFeedback)
+	api.POST("/:id/ticks", h.startTick)
+	api.POST("/:id/ticks/:tickId/finish", h.finishTick)
+	api.POST("/:id/lease/renew", h.renewLease)
+	api.POST("/:id/lease/release", h.releaseLease)
 	return srv
 }
 
 func (h *handlers) ready(ctx context.Context) error {
 	return edge.StoreReady(ctx, serviceName, h.store)
-}
-
-type rowMetrics struct {
-	written    *prometheus.CounterVec
-	duplicates *prometheus.CounterVec
-}
-
-func newRowMetrics(reg prometheus.Registerer) *rowMetrics {
-	m := &rowMetrics{
-		written: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "personas_rows_inserted_total", Help: "Rows inserted, by kind (actions, feedback).",
-		}, []string{"kind"}),
-		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "personas_rows_deduplicated_total", Help: "Rows received that were already stored (retries), by kind.",
-		}, []string{"kind"}),
-	}
-	reg.MustRegister(m.written, m.duplicates)
-	return m
 }

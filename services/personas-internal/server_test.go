@@ -118,7 +118,7 @@ func TestDue(t *testing.T) {
 		status, body := b.call(t, "GET", "/api/v1/personas/internal/due", "")
 		require.Equal(t, http.StatusOK, status)
 		require.JSONEq(t, `{"personas":[{"userId":"p1","email":"persona.p1@mana.test","archetype":"solo-dev",
-			"systemPrompt":"Du bist Kai.","moduleMix":{"notes":0.5,"todo":0.5},"tickCadence":"daily","lastActiveAt":null}],
+			"systemPrompt":"Du bist Kai.","moduleMix":{"notes":0.5,"todo":0.5},"tickCadence":"daily","lastActiveAt":null,"attempt":1}],
 			"serverTime":"2026-11-23T12:00:00.000Z"}`, body)
 	})
 
@@ -173,7 +173,7 @@ func TestDue(t *testing.T) {
 func TestClaim(t *testing.T) {
 	t.Parallel()
 
-	t.Run("LeasedPersonaHiddenUntilActivity", func(t *testing.T) {
+	t.Run("LeasedPersonaHiddenUntilFinish", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		ctx := context.Background()
@@ -182,6 +182,10 @@ func TestClaim(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, got.Personas, 1)
 		require.True(t, monday.Add(5*time.Minute).Equal(*got.LeaseExpiresAt))
+		p := got.Personas[0]
+		require.True(t, monday.Add(5*time.Minute).Equal(*p.LeaseExpiresAt))
+		require.NotEmpty(t, p.LeaseToken)
+		require.Equal(t, 1, p.Attempt)
 
 		other, err := b.client.Claim(ctx, internalclient.ClaimRequest{RunnerID: "r2"})
 		require.NoError(t, err)
@@ -190,12 +194,25 @@ func TestClaim(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, due.Personas)
 
-		_, err = b.client.PostFeedback(ctx, "p1", []internalclient.Feedback{{TickID: "t", Module: "todo", Rating: 4}})
+		// Writes no longer end a lease (a late write of a former holder
+		// used to clear the new holder's): the persona stays leased.
+		_, err = b.client.PostFeedback(ctx, "p1", []internalclient.Feedback{{TickID: "t", Module: "todo", Rating: 4}},
+			internalclient.WithLeaseToken(p.LeaseToken))
 		require.NoError(t, err)
+		other, err = b.client.Claim(ctx, internalclient.ClaimRequest{RunnerID: "r2"})
+		require.NoError(t, err)
+		require.Empty(t, other.Personas, "a write keeps the lease")
+
+		// The finish ends it; the period is done, so due again next hour.
+		_, err = b.client.FinishTick(ctx, "p1", "t", internalclient.TickFinish{Status: "ok"}, internalclient.WithLeaseToken(p.LeaseToken))
+		require.NoError(t, err)
+		due, err = b.client.ListDue(ctx, 0)
+		require.NoError(t, err)
+		require.Empty(t, due.Personas)
 		b.clock.Advance(time.Hour)
 		due, err = b.client.ListDue(ctx, 0)
 		require.NoError(t, err)
-		require.Len(t, due.Personas, 1, "activity ended the lease; due again after the cadence")
+		require.Len(t, due.Personas, 1, "the finish ended the lease; due again next clock hour")
 	})
 
 	t.Run("EightRunnersThousandPersonas", func(t *testing.T) {
@@ -344,6 +361,22 @@ func TestActions(t *testing.T) {
 		require.Equal(t, int64(20), n)
 	})
 
+	t.Run("FeedbackRepeatingModuleIsAccepted", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.persona(t, "p1", personas.CadenceDaily)
+		// The runner's batches can rate a module twice: the first rating is
+		// stored, the second counted as a duplicate.
+		status, body := b.call(t, "POST", "/api/v1/personas/internal/p1/feedback",
+			`{"feedback":[{"tickId":"t","module":"a","rating":3},{"tickId":"t","module":"a","rating":4}]}`)
+		require.Equal(t, http.StatusOK, status, body)
+		require.JSONEq(t, `{"ok":true,"written":1,"duplicates":1}`, body)
+		agg, err := b.store.FeedbackByModule(context.Background(), "p1")
+		require.NoError(t, err)
+		require.Len(t, agg, 1)
+		require.InDelta(t, 3.0, agg[0].AvgRating, 0.001)
+	})
+
 	t.Run("ErrUnknownPersona", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -395,7 +428,6 @@ func TestValidation(t *testing.T) {
 		{"RatingMissing", "feedback", fb(``), "feedback[0].rating", 400},
 		{"NotesTooLong", "feedback", fb(`,"rating":3,"notes":"` + strings.Repeat("n", 4001) + `"`), "feedback[0].notes", 400},
 		{"ModuleMissing", "feedback", `{"feedback":[{"tickId":"t","rating":3}]}`, "feedback[0].module", 400},
-		{"DuplicateModule", "feedback", `{"feedback":[{"tickId":"t","module":"a","rating":3},{"tickId":"t","module":"a","rating":4}]}`, "feedback[1].module", 400},
 		{"EmptyFeedback", "feedback", `{"feedback":[]}`, "feedback", 400},
 		{"TooManyFeedback", "feedback", `{"feedback":[` + strings.Repeat(`{"tickId":"t","module":"a","rating":3},`, 100) + `{"tickId":"t","module":"b","rating":3}]}`, "feedback", 400},
 		{"KeyInOtherCase", "actions", `{"actions":[{"TickId":"t","toolName":"x","result":"ok"}]}`, "actions[0].tickId", 400},

@@ -23,6 +23,9 @@ type config struct {
 	AdminJWT string
 	// SeedSecret keys the persona passwords (PERSONA_SEED_SECRET). Secret.
 	SeedSecret string
+	// ServiceKey is the internal API's key for `simulate`
+	// (MANA_SERVICE_KEY, the runner's variable). Secret: never printed.
+	ServiceKey string
 	// NodeEnv is the deployment environment (NODE_ENV); "production"
 	// forbids the development seed secret.
 	NodeEnv string
@@ -35,6 +38,7 @@ func loadConfig(getenv func(string) string) config {
 		APIURL:     strings.TrimSpace(getenv("MANA_API_URL")),
 		AdminJWT:   strings.TrimSpace(getenv("MANA_ADMIN_JWT")),
 		SeedSecret: getenv("PERSONA_SEED_SECRET"),
+		ServiceKey: strings.TrimSpace(getenv("MANA_SERVICE_KEY")),
 		NodeEnv:    getenv("NODE_ENV"),
 	}
 }
@@ -47,8 +51,13 @@ func (c config) String() string {
 		}
 		return "(set)"
 	}
-	return fmt.Sprintf("MANA_API_URL=%s MANA_ADMIN_JWT=%s PERSONA_SEED_SECRET=%s NODE_ENV=%s",
-		c.APIURL, mask(c.AdminJWT), mask(c.SeedSecret), c.NodeEnv)
+	return fmt.Sprintf("MANA_API_URL=%s MANA_ADMIN_JWT=%s PERSONA_SEED_SECRET=%s MANA_SERVICE_KEY=%s NODE_ENV=%s",
+		c.APIURL, mask(c.AdminJWT), mask(c.SeedSecret), mask(c.ServiceKey), c.NodeEnv)
+}
+
+// production reports whether NODE_ENV says production.
+func (c config) production() bool {
+	return strings.EqualFold(strings.TrimSpace(c.NodeEnv), "production")
 }
 
 // checkAPIURL rejects what cannot be a gateway base URL, naming where the

@@ -16,7 +16,7 @@ import (
 
 // envManifest is every environment variable personasctl reads; the README's
 // configuration table lists the same.
-var envManifest = []string{"MANA_ADMIN_JWT", "MANA_API_URL", "NODE_ENV", "PERSONA_SEED_SECRET"}
+var envManifest = []string{"MANA_ADMIN_JWT", "MANA_API_URL", "MANA_SERVICE_KEY", "NODE_ENV", "PERSONA_SEED_SECRET"}
 
 // TestConfigManifest parses config.go and checks that the variables it reads
 // (calls whose first argument is a string literal) are the manifest, and that

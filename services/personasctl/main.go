@@ -86,6 +86,7 @@ func commands() []command {
 		{"unquarantine", "lift a persona's quarantine and reset its failures", personaAction("unquarantine",
 			"Lift a persona's quarantine and reset its consecutive failures and backoff.", unquarantine)},
 		{"ticks", "list a persona's ticks, or show one", (*app).cmdTicks},
+		{"simulate", "act as persona runners against the internal API (development, tests)", (*app).cmdSimulate},
 	}
 }
 
@@ -126,7 +127,7 @@ func (a *app) usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run `personasctl <command> --help` for its flags.")
 	fmt.Fprintln(w, "Environment: MANA_API_URL (gateway, default "+DefaultAPIURL+"), MANA_ADMIN_JWT (admin token),")
-	fmt.Fprintln(w, "PERSONA_SEED_SECRET (password key; required when NODE_ENV=production), NODE_ENV.")
+	fmt.Fprintln(w, "PERSONA_SEED_SECRET (password key; required when NODE_ENV=production), MANA_SERVICE_KEY (simulate), NODE_ENV.")
 	fmt.Fprintln(w, "Exit codes: 0 ok, 1 failure, 2 usage error.")
 }
 

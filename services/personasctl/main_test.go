@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -534,4 +537,44 @@ func TestIsTerminal(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = f.Close() })
 	require.False(t, isTerminal(f), "a regular file is not a terminal")
+}
+
+func TestSimulateUsage(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"simulate", "--mix", "ok=0"},
+		{"simulate", "--mix", "great=5"},
+		{"simulate", "--runners", "0"},
+		{"simulate", "extra"},
+	} {
+		var out, errOut bytes.Buffer
+		require.Equal(t, exitUsage, run(args, func(string) string { return "" }, strings.NewReader(""), &out, &errOut), args)
+		require.Contains(t, errOut.String(), "usage: personasctl simulate", args)
+	}
+}
+
+// TestSimulateAgainstPausedFleet runs the command against a stand-in that
+// answers every claim "paused": the flags reach the simulator, the key is
+// sent, and the summary is printed.
+func TestSimulateAgainstPausedFleet(t *testing.T) {
+	t.Parallel()
+	var claims atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/personas/internal/due/claim" || r.Header.Get("X-Service-Key") != "k-from-env" {
+			http.Error(w, `{"error":"Not Found"}`, http.StatusNotFound)
+			return
+		}
+		claims.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"personas":[],"serverTime":"2026-11-23T12:00:00.000Z","paused":true}`))
+	}))
+	defer ts.Close()
+	var out, errOut bytes.Buffer
+	vars := map[string]string{"MANA_API_URL": ts.URL, "MANA_SERVICE_KEY": "k-from-env"}
+	code := run([]string{"simulate", "--runners", "2", "--iterations", "3", "--interval", "1ms", "--quiet"},
+		func(k string) string { return vars[k] }, strings.NewReader(""), &out, &errOut)
+	require.Equal(t, exitOK, code, errOut.String())
+	require.Equal(t, int32(6), claims.Load())
+	require.Contains(t, out.String(), "claims=6 paused=6")
+	require.NotContains(t, out.String()+errOut.String(), "k-from-env")
 }
