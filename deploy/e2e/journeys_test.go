@@ -86,8 +86,19 @@ func TestRunnerJourney(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, due.Personas)
 
-	// One tick in two batches with seq, the second batch retried.
+	// One tick in two batches with seq, the second batch retried, under
+	// the claim's lease token.
 	hourly := ids["hourly"]
+	var token string
+	for _, p := range claimed.Personas {
+		if p.UserID == hourly {
+			token = p.LeaseToken
+		}
+	}
+	require.NotEmpty(t, token)
+	lease := internalclient.WithLeaseToken(token)
+	_, err = runner.StartTick(ctx, hourly, internalclient.TickStart{TickID: "tick-1", RunnerID: "runner-a"}, lease)
+	require.NoError(t, err)
 	batch := func(from, n int) []internalclient.Action {
 		out := make([]internalclient.Action, n)
 		for i := range out {
@@ -95,30 +106,33 @@ func TestRunnerJourney(t *testing.T) {
 		}
 		return out
 	}
-	res, err := runner.PostActions(ctx, hourly, batch(0, 3))
+	res, err := runner.PostActions(ctx, hourly, batch(0, 3), lease)
 	require.NoError(t, err)
 	require.Equal(t, 3, res.Written)
-	res, err = runner.PostActions(ctx, hourly, batch(3, 2))
+	res, err = runner.PostActions(ctx, hourly, batch(3, 2), lease)
 	require.NoError(t, err)
 	require.Equal(t, 2, res.Written)
-	res, err = runner.PostActions(ctx, hourly, batch(3, 2))
+	res, err = runner.PostActions(ctx, hourly, batch(3, 2), lease)
 	require.NoError(t, err)
 	require.Equal(t, internalclient.WriteResult{OK: true, Written: 0, Duplicates: 2}, *res)
 
 	fb, err := runner.PostFeedback(ctx, hourly, []internalclient.Feedback{
 		{TickID: "tick-1", Module: "todo", Rating: 4, Notes: ptr("Aufgaben anlegen ging schnell.")},
 		{TickID: "tick-1", Module: "journal", Rating: 2},
-	})
+	}, lease)
 	require.NoError(t, err)
 	require.Equal(t, 2, fb.Written)
+	fin, err := runner.FinishTick(ctx, hourly, "tick-1", internalclient.TickFinish{Status: internalclient.StatusOK}, lease)
+	require.NoError(t, err)
+	require.Equal(t, 5, fin.Tick.Actions)
 
-	// Active now (and the other persona still leased): nobody is due.
+	// Done for this hour (and the other persona still leased): nobody is due.
 	due, err = runner.ListDue(ctx, 0)
 	require.NoError(t, err)
 	require.Empty(t, due.Personas)
 
 	// An hour passes for the hourly persona: it is due again.
-	_, err = s.db(t).ExecContext(ctx, `UPDATE personas.personas SET last_active_at = last_active_at - interval '61 minutes' WHERE user_id = $1`, hourly)
+	_, err = s.db(t).ExecContext(ctx, `UPDATE personas.personas SET last_active_at = last_active_at - interval '61 minutes', last_done_at = last_done_at - interval '61 minutes' WHERE user_id = $1`, hourly)
 	require.NoError(t, err)
 	due, err = runner.ListDue(ctx, 0)
 	require.NoError(t, err)
