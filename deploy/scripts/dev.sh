@@ -8,7 +8,10 @@
 #
 # Environment: DATABASE_URL (used as is; default personas_dev on the server
 # db.sh finds), MANA_SERVICE_KEY [dev-service-key], DEV_GATEWAY_PORT [3060],
-# DEV_INTERNAL_PORT [3061], DEV_ADMIN_PORT [3062], DEV_AUTH_PORT [3001].
+# DEV_INTERNAL_PORT [3061], DEV_ADMIN_PORT [3062], DEV_AUTH_PORT [3001],
+# DEV_SIMULATE [1]: run the runner simulator (`personasctl simulate`, two
+# runners with a scripted mix of ok, empty, failed, timeout and crashed
+# ticks) so the system is alive; 0 leaves the personas to your own runner.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -104,7 +107,10 @@ bin/personas-internal migrate >"$logs/migrate.log" 2>&1 || { cat "$logs/migrate.
 start mana-auth-dev env LISTEN_HOST=$host PORT="$auth_port" MANA_SERVICE_KEY="$key" MANA_AUTH_DEV_BASE_URL="$auth_url" bin/mana-auth-dev
 wait_ready mana-auth-dev "$auth_url/healthz"
 
-start personas-internal env LISTEN_HOST=$host PORT="$internal_port" MANA_SERVICE_KEY="$key" bin/personas-internal
+# Short backoffs, so the simulator's failed ticks come round again within
+# minutes instead of hours.
+start personas-internal env LISTEN_HOST=$host PORT="$internal_port" MANA_SERVICE_KEY="$key" \
+  PERSONAS_BACKOFF_MIN=5s PERSONAS_BACKOFF_MAX=30s bin/personas-internal
 wait_ready personas-internal "http://$host:$internal_port/readyz"
 
 start personas-admin env LISTEN_HOST=$host PORT="$admin_port" MANA_SERVICE_KEY="$key" MANA_AUTH_URL="$auth_url" bin/personas-admin
@@ -128,6 +134,12 @@ token=$(eval "$token_cmd") || die "could not get an admin token from mana-auth-d
 echo "seeding the persona catalog through the gateway:"
 bin/personasctl seed --api "$gw_url" --jwt "$token" || die "seeding failed (see above)"
 
+simulator="off (DEV_SIMULATE=0)"
+if [ "${DEV_SIMULATE:-1}" != 0 ]; then
+  start simulator env MANA_SERVICE_KEY="$key" bin/personasctl simulate --api "$gw_url" --runners 2 --per-minute 12 --lease 15 --work 3s
+  simulator="two runners ticking the catalog personas (DEV_SIMULATE=0 turns it off); log: $logs/simulator.log"
+fi
+
 cat <<MSG
 
 The system is up, on 127.0.0.1 only. Database: $(printf '%s' "$DATABASE_URL" | sed -E 's#//([^:@/]+):[^@]*@#//\1:***@#')
@@ -137,6 +149,7 @@ Logs in $logs: $(cd "$logs" && ls | tr '\n' ' ')
   personas-internal  http://$host:$internal_port
   personas-admin     http://$host:$admin_port
   mana-auth-dev      $auth_url   (development stand-in)
+  simulator          $simulator
 
 Admin token (valid 15 minutes):
   export MANA_ADMIN_JWT='$token'
@@ -146,6 +159,9 @@ A fresh one:
 Try:
   # list personas (admin)
   curl -s -H "Authorization: Bearer \$MANA_ADMIN_JWT" $gw_url/api/v1/personas/admin
+
+  # the ticks the simulator ran for a persona (USER_ID from the list)
+  curl -s -H "Authorization: Bearer \$MANA_ADMIN_JWT" $gw_url/api/v1/personas/admin/USER_ID/ticks
 
   # claim due personas as a runner
   curl -s -H 'X-Service-Key: $key' -H 'Content-Type: application/json' \\
