@@ -150,6 +150,17 @@ func validRequestID(id string) bool {
 
 // bound caps the body and gives the request a deadline, so a slow client or
 // a stuck query cannot hold a connection forever.
+//
+// The handler's context is detached from the client's cancellation but
+// keeps the deadline: a client that gives up does not cancel the statement
+// its request is running. Cancelling a query mid-flight makes pgx close the
+// connection (it cannot know what the server will still send), so every
+// abandoned request would cost a healthy pooled connection and a new
+// PostgreSQL backend — under load, when short client timeouts fire most,
+// that churn is what turns slowness into failure. Every statement the
+// services run is short and bounded by the deadline, and every write is
+// idempotent, so finishing it is cheaper than throwing the connection away;
+// the answer is then logged as 499 (accessLog), not sent to anyone.
 func bound(limit int64, timeout time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -159,7 +170,7 @@ func bound(limit int64, timeout time.Duration) echo.MiddlewareFunc {
 			}
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
 			parent := req.Context()
-			ctx, cancel := context.WithTimeout(parent, timeout)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), timeout)
 			defer cancel()
 			c.SetRequest(req.WithContext(ctx))
 			err := next(c)
@@ -194,6 +205,7 @@ func accessLog(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
+			client := c.Request().Context() // cancelled when the client goes away
 			err := next(c)
 			if err != nil {
 				// Render now so the status below is the one sent.
@@ -204,6 +216,14 @@ func accessLog(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 				route = "unmatched"
 			}
 			status := c.Response().Status
+			answered := 0
+			if status != StatusClientClosed && errors.Is(client.Err(), context.Canceled) {
+				// The client went away before it could read the answer: the
+				// work was done (a write is stored) but nobody is listening.
+				// Like nginx, log and count it as 499; keep what was answered.
+				answered, status = status, StatusClientClosed
+				c.Set(ctxKeyError, errs.E(errs.Canceled, "the client went away before the answer"))
+			}
 			elapsed := time.Since(start)
 			m.requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(status)).Inc()
 			m.latency.WithLabelValues(c.Request().Method, route).Observe(elapsed.Seconds())
@@ -225,6 +245,9 @@ func accessLog(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 				slog.Int64("bytes_out", c.Response().Size),
 				slog.String("remote_ip", c.RealIP()),
+			}
+			if answered != 0 {
+				attrs = append(attrs, slog.Int("answered", answered))
 			}
 			if app := c.Request().Header.Get("X-App-Id"); app != "" && validRequestID(app) {
 				attrs = append(attrs, slog.String("app_id", app))

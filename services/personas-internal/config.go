@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/mana/personas/pkg/edge"
 )
@@ -30,6 +31,9 @@ type Config struct {
 	AutoMigrate        bool   // PERSONAS_AUTO_MIGRATE, default true outside production
 	DBMaxConns         int    // PERSONAS_DB_MAX_CONNS, default 16
 	PprofAddr          string // PERSONAS_PPROF_ADDR: serve runtime profiles there (loopback only); unset by default
+	// RequestTimeout bounds each request (not read from the environment;
+	// zero is the edge's default). Tests shorten it to provoke overload.
+	RequestTimeout time.Duration
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
