@@ -39,6 +39,13 @@ type Options struct {
 	Registry *prometheus.Registry
 	// OpenAPI, when set, is served at /openapi.yaml.
 	OpenAPI []byte
+	// LargeBody, when positive, serialises requests whose body is larger
+	// (or of unknown length): one at a time is decoded and stored, the
+	// others wait within their deadline. Decoding is a stream, but storing
+	// a batch holds it several times over (rows, their JSON, the driver's
+	// buffer), so a few concurrent batches near the body limit would take
+	// hundreds of MB; small bodies, the runner's everyday batches, never wait.
+	LargeBody int64
 	// DB, when set, adds the connection pool's statistics to the metrics
 	// (go_sql_*{db_name="personas"}).
 	DB *sql.DB
@@ -87,6 +94,9 @@ func New(o Options) *Server {
 	// as the platform's servers do.
 	e.Pre(middleware.RemoveTrailingSlash())
 	e.Use(requestID, accessLog(o.Logger, m), recoverPanics(o.Logger), checkParams, bound(o.BodyLimit, o.RequestTimeout))
+	if o.LargeBody > 0 {
+		e.Use(oneLargeBody(o.LargeBody))
+	}
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -180,6 +190,28 @@ func bound(limit int64, timeout time.Duration) echo.MiddlewareFunc {
 				return errs.Wrap(err, errs.Canceled, "the client went away")
 			}
 			return err
+		}
+	}
+}
+
+// oneLargeBody lets one request with a body over threshold bytes (or of
+// unknown length) run at a time; the others wait for their turn within
+// their deadline (then 503 overloaded).
+func oneLargeBody(threshold int64) echo.MiddlewareFunc {
+	slot := make(chan struct{}, 1)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if req.Body == nil || req.Body == http.NoBody || (req.ContentLength >= 0 && req.ContentLength <= threshold) {
+				return next(c)
+			}
+			select {
+			case slot <- struct{}{}:
+			case <-req.Context().Done():
+				return req.Context().Err()
+			}
+			defer func() { <-slot }()
+			return next(c)
 		}
 	}
 }

@@ -85,9 +85,12 @@ func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *edge.Ser
 		Logger:         logger,
 		BodyLimit:      bodyLimit,
 		RequestTimeout: cfg.RequestTimeout,
-		DB:             store.DB().DB,
-		Ready:          h.ready,
-		OpenAPI:        openAPIDoc,
+		// The runner's batches are a few KB; only bodies near the limit
+		// (hundreds of full rows) take turns, so memory stays bounded.
+		LargeBody: 1 << 20,
+		DB:        store.DB().DB,
+		Ready:     h.ready,
+		OpenAPI:   openAPIDoc,
 	})
 	h.metrics = newRowMetrics(srv.Registry)
 	e := srv.Echo
