@@ -11,7 +11,9 @@ PROGRAMS    := personas-internal personas-admin personasctl mana-auth-dev
 # Finds, starts or installs PostgreSQL and prints its URL (honours DATABASE_URL).
 DB_URL       = $(shell deploy/scripts/db.sh)
 
-.PHONY: help build test lint fmt bench migrate dev db images clean tools
+FUZZTIME    ?= 10s
+
+.PHONY: help build test fuzz lint fmt bench migrate dev db images clean tools
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +29,16 @@ test: ## run every test (PostgreSQL and nginx are found, started or installed fi
 	@deploy/scripts/deps.sh
 	@url="$$(deploy/scripts/db.sh)"; \
 	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 20m $(PACKAGES)
+
+fuzz: ## run every Go fuzz target (func Fuzz* in *_test.go) for FUZZTIME each (default 10s)
+	@# go test -fuzz takes one package and one target per run.
+	@dirs="$$(grep -rl --include='*_test.go' '^func Fuzz' pkg services deploy | xargs -n1 dirname | sort -u)"; \
+	for d in $$dirs; do \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$d/*_test.go | sed 's/^func //' | sort -u); do \
+	    echo "fuzz ./$$d $$t for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$d || exit 1; \
+	  done; \
+	done
 
 lint: $(GOLANGCI) ## gofmt, go vet, golangci-lint
 	@out="$$(gofmt -l pkg services deploy)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -50,7 +62,8 @@ migrate: build ## apply migrations to $$DATABASE_URL (or the local server)
 
 bench: build ## seed 10k personas / 1M actions, load the service vs raw PostgreSQL, run the Go benchmarks; writes BENCHMARKS.md
 	@url="$$(deploy/scripts/db.sh)"; export DATABASE_URL="$$url"; \
-	$(GO) run ./services/personas-bench -out BENCHMARKS.md && deploy/scripts/gobench.sh BENCHMARKS.md
+	$(GO) run ./services/personas-bench -out BENCHMARKS.md && deploy/scripts/gobench.sh BENCHMARKS.md && \
+	$(GO) run ./services/personas-internal/rss -out BENCHMARKS.md
 
 dev: build ## bring the whole system up locally (Ctrl-C stops it)
 	@deploy/scripts/dev.sh

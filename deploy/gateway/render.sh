@@ -23,7 +23,7 @@
 #                                  (/dev/null to drop it) [/dev/stdout]
 #   GATEWAY_ERROR_LOG              error log [stderr]
 #   GATEWAY_ERROR_LOG_LEVEL        [warn]
-#   GATEWAY_CLIENT_MAX_BODY_SIZE   largest request body [16m, personas-internal's own limit]
+#   GATEWAY_CLIENT_MAX_BODY_SIZE   largest request body [28m, personas-internal's own limit: the largest valid batch in its most verbose encoding]
 #   GATEWAY_PROXY_CONNECT_TIMEOUT  [5s]
 #   GATEWAY_PROXY_TIMEOUT          upstream send and read timeout [30s]
 #   GATEWAY_WORKER_PROCESSES       [auto]
@@ -59,7 +59,7 @@ GATEWAY_INTERNAL_ALLOW=${GATEWAY_INTERNAL_ALLOW:-}
 GATEWAY_ACCESS_LOG=${GATEWAY_ACCESS_LOG:-/dev/stdout}
 GATEWAY_ERROR_LOG=${GATEWAY_ERROR_LOG:-stderr}
 GATEWAY_ERROR_LOG_LEVEL=${GATEWAY_ERROR_LOG_LEVEL:-warn}
-GATEWAY_CLIENT_MAX_BODY_SIZE=${GATEWAY_CLIENT_MAX_BODY_SIZE:-16m}
+GATEWAY_CLIENT_MAX_BODY_SIZE=${GATEWAY_CLIENT_MAX_BODY_SIZE:-28m}
 GATEWAY_PROXY_CONNECT_TIMEOUT=${GATEWAY_PROXY_CONNECT_TIMEOUT:-5s}
 GATEWAY_PROXY_TIMEOUT=${GATEWAY_PROXY_TIMEOUT:-30s}
 GATEWAY_WORKER_PROCESSES=${GATEWAY_WORKER_PROCESSES:-auto}

@@ -42,6 +42,13 @@ type Options struct {
 	Registry *prometheus.Registry
 	// OpenAPI, when set, is served at /openapi.yaml.
 	OpenAPI []byte
+	// LargeBody, when positive, serialises requests whose body is larger
+	// (or of unknown length): one at a time is decoded and stored, the
+	// others wait within their deadline. Decoding is a stream, but storing
+	// a batch holds it several times over (rows, their JSON, the driver's
+	// buffer), so a few concurrent batches near the body limit would take
+	// hundreds of MB; small bodies, the runner's everyday batches, never wait.
+	LargeBody int64
 	// DB, when set, adds the connection pool's statistics to the metrics
 	// (go_sql_*{db_name="personas"}).
 	DB *sql.DB
@@ -90,6 +97,9 @@ func New(o Options) *Server {
 	// as the platform's servers do.
 	e.Pre(middleware.RemoveTrailingSlash())
 	e.Use(requestID, accessLog(o.Logger, m), recoverPanics(o.Logger), checkParams, bound(o.BodyLimit, o.RequestTimeout))
+	if o.LargeBody > 0 {
+		e.Use(oneLargeBody(o.LargeBody))
+	}
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -153,6 +163,17 @@ func validRequestID(id string) bool {
 
 // bound caps the body and gives the request a deadline, so a slow client or
 // a stuck query cannot hold a connection forever.
+//
+// The handler's context is detached from the client's cancellation but
+// keeps the deadline: a client that gives up does not cancel the statement
+// its request is running. Cancelling a query mid-flight makes pgx close the
+// connection (it cannot know what the server will still send), so every
+// abandoned request would cost a healthy pooled connection and a new
+// PostgreSQL backend — under load, when short client timeouts fire most,
+// that churn is what turns slowness into failure. Every statement the
+// services run is short and bounded by the deadline, and every write is
+// idempotent, so finishing it is cheaper than throwing the connection away;
+// the answer is then logged as 499 (accessLog), not sent to anyone.
 func bound(limit int64, timeout time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -162,7 +183,7 @@ func bound(limit int64, timeout time.Duration) echo.MiddlewareFunc {
 			}
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
 			parent := req.Context()
-			ctx, cancel := context.WithTimeout(parent, timeout)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), timeout)
 			defer cancel()
 			c.SetRequest(req.WithContext(ctx))
 			err := next(c)
@@ -174,6 +195,28 @@ func bound(limit int64, timeout time.Duration) echo.MiddlewareFunc {
 				return errs.Wrap(err, errs.Canceled, "the client went away")
 			}
 			return err
+		}
+	}
+}
+
+// oneLargeBody lets one request with a body over threshold bytes (or of
+// unknown length) run at a time; the others wait for their turn within
+// their deadline (then 503 overloaded).
+func oneLargeBody(threshold int64) echo.MiddlewareFunc {
+	slot := make(chan struct{}, 1)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if req.Body == nil || req.Body == http.NoBody || (req.ContentLength >= 0 && req.ContentLength <= threshold) {
+				return next(c)
+			}
+			select {
+			case slot <- struct{}{}:
+			case <-req.Context().Done():
+				return req.Context().Err()
+			}
+			defer func() { <-slot }()
+			return next(c)
 		}
 	}
 }
@@ -199,6 +242,7 @@ func accessLog(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
+			client := c.Request().Context() // cancelled when the client goes away
 			err := next(c)
 			if err != nil {
 				// Render now so the status below is the one sent.
@@ -209,6 +253,14 @@ func accessLog(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 				route = "unmatched"
 			}
 			status := c.Response().Status
+			answered := 0
+			if status != StatusClientClosed && errors.Is(client.Err(), context.Canceled) {
+				// The client went away before it could read the answer: the
+				// work was done (a write is stored) but nobody is listening.
+				// Like nginx, log and count it as 499; keep what was answered.
+				answered, status = status, StatusClientClosed
+				c.Set(ctxKeyError, errs.E(errs.Canceled, "the client went away before the answer"))
+			}
 			elapsed := time.Since(start)
 			m.requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(status)).Inc()
 			m.latency.WithLabelValues(c.Request().Method, route).Observe(elapsed.Seconds())
@@ -230,6 +282,9 @@ func accessLog(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 				slog.Int64("bytes_out", c.Response().Size),
 				slog.String("remote_ip", c.RealIP()),
+			}
+			if answered != 0 {
+				attrs = append(attrs, slog.Int("answered", answered))
 			}
 			if app := c.Request().Header.Get("X-App-Id"); app != "" && validRequestID(app) {
 				attrs = append(attrs, slog.String("app_id", app))

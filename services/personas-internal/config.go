@@ -41,6 +41,9 @@ type Config struct {
 	// OverdueGrace: a persona due for longer than this counts as overdue
 	// in the personas_overdue gauge (PERSONAS_OVERDUE_GRACE, default 2h).
 	OverdueGrace time.Duration
+	// RequestTimeout bounds each request (not read from the environment;
+	// zero is the edge's default). Tests shorten it to provoke overload.
+	RequestTimeout time.Duration
 }
 
 // Defaults and bounds of the schedule settings.

@@ -61,21 +61,7 @@ func (h *handlers) listDue(c echo.Context) error {
 func (h *handlers) claim(c echo.Context) error {
 	var p errs.Problems
 	var req personas.ClaimRequest
-	err := edge.ReadJSON(c, &p, func(r *jsondec.Reader) {
-		r.Object("", func(key string) {
-			switch key {
-			case "runnerId":
-				req.RunnerID, _ = r.String(key, personas.MaxRunnerIDLen)
-			case "limit":
-				req.Limit = optInt(r, key)
-			case "leaseSeconds":
-				req.LeaseSeconds = optInt(r, key)
-			default:
-				edge.Unknown(&p, key)
-				r.Skip()
-			}
-		})
-	})
+	err := edge.ReadJSON(c, &p, func(r *jsondec.Reader) { req = readClaim(r, &p) })
 	if err != nil {
 		return err
 	}
@@ -92,6 +78,26 @@ func (h *handlers) claim(c echo.Context) error {
 		resp.LeaseExpiresAt = &until
 	}
 	return c.JSON(http.StatusOK, resp)
+}
+
+// readClaim reads a claim request. Unknown fields are problems: a typo
+// must not silently take a default.
+func readClaim(r *jsondec.Reader, p *errs.Problems) personas.ClaimRequest {
+	var req personas.ClaimRequest
+	r.Object("", func(key string) {
+		switch key {
+		case "runnerId":
+			req.RunnerID, _ = r.String(key, personas.MaxRunnerIDLen)
+		case "limit":
+			req.Limit = optInt(r, key)
+		case "leaseSeconds":
+			req.LeaseSeconds = optInt(r, key)
+		default:
+			edge.Unknown(p, key)
+			r.Skip()
+		}
+	})
+	return req
 }
 
 // writeResponse: StaleLease when the batch's X-Lease-Token no longer holds

@@ -432,7 +432,7 @@ func TestValidation(t *testing.T) {
 		{"TooManyFeedback", "feedback", `{"feedback":[` + strings.Repeat(`{"tickId":"t","module":"a","rating":3},`, 100) + `{"tickId":"t","module":"b","rating":3}]}`, "feedback", 400},
 		{"KeyInOtherCase", "actions", `{"actions":[{"TickId":"t","toolName":"x","result":"ok"}]}`, "actions[0].tickId", 400},
 		{"BatchKeyInOtherCase", "feedback", `{"FEEDBACK":[{"tickId":"t","module":"a","rating":3}]}`, "feedback", 400},
-		{"BodyTooLarge", "actions", `{"actions":[{"tickId":"` + strings.Repeat("t", 17<<20) + `"}]}`, "", 413},
+		{"BodyTooLarge", "actions", `{"actions":[{"tickId":"` + strings.Repeat("t", int(bodyLimit)+1) + `"}]}`, "", 413},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
