@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,11 @@ type Config struct {
 	// role "admin". Real mana-auth may mint role "user" for admins (see
 	// CONTRACT.md); without this flag the suite only logs that quirk.
 	RequireAdminRole bool
+	// TokenTTL is the expected JWT lifetime (exp - iat); default 15 minutes.
+	TokenTTL time.Duration
+	// Origin is a trusted origin the browser steps send as Origin; default
+	// the origin of BaseURL.
+	Origin string
 }
 
 // Run runs the suite against the mana-auth at baseURL.
@@ -50,6 +56,15 @@ func RunConfig(t *testing.T, cfg Config) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = strings.TrimRight(cfg.BaseURL, "/")
 	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = 15 * time.Minute
+	}
+	if cfg.Origin == "" {
+		u, err := url.Parse(cfg.BaseURL)
+		require.NoError(t, err)
+		cfg.Origin = u.Scheme + "://" + u.Host
+	}
+	web := newBrowser(cfg)
 	client, err := manaauth.New(cfg.BaseURL, manaauth.WithServiceKey(cfg.ServiceKey))
 	require.NoError(t, err)
 	wrongKey, err := manaauth.New(cfg.BaseURL, manaauth.WithServiceKey("wrong-"+randHex(8)))
@@ -113,7 +128,7 @@ func RunConfig(t *testing.T, cfg Config) {
 		require.Equal(t, "mana", payload["aud"], "aud is the plain string mana")
 		require.NotContains(t, payload, "nbf")
 		require.NotContains(t, payload, "jti")
-		require.Equal(t, float64(900), payload["exp"].(float64)-payload["iat"].(float64))
+		require.Equal(t, cfg.TokenTTL.Seconds(), payload["exp"].(float64)-payload["iat"].(float64))
 	})
 
 	t.Run("LoginWithWrongPasswordIsUnauthorizedWithoutEchoingIt", func(t *testing.T) {
@@ -152,9 +167,12 @@ func RunConfig(t *testing.T, cfg Config) {
 		require.Equal(t, userID, claims.Subject)
 		require.Equal(t, email, strings.ToLower(claims.Email))
 		require.False(t, claims.IsAdmin())
-		require.WithinDuration(t, claims.ExpiresAt, claims.IssuedAt.Add(15*time.Minute), time.Second)
+		require.WithinDuration(t, claims.ExpiresAt, claims.IssuedAt.Add(cfg.TokenTTL), time.Second)
 		userJWT = res.AccessToken
 	})
+
+	runOrganizations(ctx, t, client, web, email, password, userID)
+	runBrowser(ctx, t, client, verifier, web, cfg, email, password, userID)
 
 	t.Run("SearchFindsUserBySubstring", func(t *testing.T) {
 		local, _, _ := strings.Cut(email, "@")
