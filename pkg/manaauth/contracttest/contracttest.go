@@ -1,10 +1,12 @@
 // Package contracttest is the contract suite for mana-auth: it drives every
-// endpoint of pkg/manaauth/CONTRACT.md through the typed client and checks
-// the answers. The same suite runs against the development stand-in
+// endpoint of pkg/manaauth/CONTRACT.md through the typed client (the
+// browser's cookie flow, which the client does not speak, through raw HTTP
+// as a dashboard page would) and checks the answers. The same suite runs against the development stand-in
 // (services/mana-auth-dev) and against a real mana-auth given by URL, which
 // is how the stand-in is kept honest.
 //
-// The suite creates one throw-away user under @mana.test and deletes it.
+// The suite creates one throw-away user under @mana.test and deletes it;
+// its sessions (one signed out on purpose) go with it.
 package contracttest
 
 import (
@@ -171,7 +173,7 @@ func RunConfig(t *testing.T, cfg Config) {
 		userJWT = res.AccessToken
 	})
 
-	runOrganizations(ctx, t, client, web, email, password, userID)
+	runOrganizations(ctx, t, client, web, email, password)
 	runBrowser(ctx, t, client, verifier, web, cfg, email, password, userID)
 
 	t.Run("SearchFindsUserBySubstring", func(t *testing.T) {
