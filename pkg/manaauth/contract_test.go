@@ -4,6 +4,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/mana/personas/pkg/manaauth/contracttest"
 )
@@ -18,6 +19,8 @@ import (
 //	MANA_AUTH_CONTRACT_SERVICE_KEY         accepted by persona-stamp
 //	MANA_AUTH_CONTRACT_ISSUER              optional, default the URL
 //	MANA_AUTH_CONTRACT_REQUIRE_ADMIN_ROLE  optional bool: fail (not log) on the role quirk
+//	MANA_AUTH_CONTRACT_ORIGIN              optional trusted origin for the browser steps, default the URL's
+//	MANA_AUTH_CONTRACT_TOKEN_TTL           optional Go duration, the JWT lifetime (default 15m)
 func TestContractAgainstURL(t *testing.T) {
 	base := os.Getenv("MANA_AUTH_CONTRACT_URL")
 	if base == "" {
@@ -29,6 +32,14 @@ func TestContractAgainstURL(t *testing.T) {
 		AdminPassword: os.Getenv("MANA_AUTH_CONTRACT_ADMIN_PASSWORD"),
 		ServiceKey:    os.Getenv("MANA_AUTH_CONTRACT_SERVICE_KEY"),
 		Issuer:        os.Getenv("MANA_AUTH_CONTRACT_ISSUER"),
+		Origin:        os.Getenv("MANA_AUTH_CONTRACT_ORIGIN"),
+	}
+	if v := os.Getenv("MANA_AUTH_CONTRACT_TOKEN_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("MANA_AUTH_CONTRACT_TOKEN_TTL=%q is not a positive Go duration", v)
+		}
+		cfg.TokenTTL = d
 	}
 	if cfg.AdminEmail == "" || cfg.AdminPassword == "" || cfg.ServiceKey == "" {
 		t.Fatal("MANA_AUTH_CONTRACT_URL is set: MANA_AUTH_CONTRACT_ADMIN_EMAIL, MANA_AUTH_CONTRACT_ADMIN_PASSWORD and MANA_AUTH_CONTRACT_SERVICE_KEY are required too")

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mana/personas/services/mana-auth-dev/devauth"
 )
@@ -24,6 +25,10 @@ type config struct {
 	AdminPassword string
 	NodeEnv       string
 	LogLevel      slog.Level
+	// TokenTTL is the JWT lifetime (MANA_AUTH_DEV_JWT_TTL).
+	TokenTTL time.Duration
+	// TrustedOrigins may POST to the browser endpoints besides the base URL.
+	TrustedOrigins []string
 }
 
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
@@ -38,6 +43,25 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AdminEmail:    strings.TrimSpace(getenv("MANA_AUTH_DEV_ADMIN_EMAIL")),
 		AdminPassword: getenv("MANA_AUTH_DEV_ADMIN_PASSWORD"),
 		NodeEnv:       strings.TrimSpace(getenv("NODE_ENV")),
+		TokenTTL:      devauth.DefaultTokenTTL,
+	}
+	if v := strings.TrimSpace(getenv("MANA_AUTH_DEV_JWT_TTL")); v != "" {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("MANA_AUTH_DEV_JWT_TTL %q is not a Go duration (e.g. 15m, 30s)", v))
+		case d < devauth.MinTokenTTL:
+			errs = append(errs, fmt.Errorf("MANA_AUTH_DEV_JWT_TTL %s is below the minimum %s", d, devauth.MinTokenTTL))
+		case d%time.Second != 0:
+			errs = append(errs, fmt.Errorf("MANA_AUTH_DEV_JWT_TTL %s must be whole seconds", d))
+		default:
+			c.TokenTTL = d
+		}
+	}
+	for _, o := range strings.Split(getenv("MANA_AUTH_DEV_TRUSTED_ORIGINS"), ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			c.TrustedOrigins = append(c.TrustedOrigins, o)
+		}
 	}
 	if h := strings.TrimSpace(getenv("LISTEN_HOST")); h != "" {
 		if h != "localhost" && net.ParseIP(h) == nil {
@@ -90,6 +114,7 @@ func (c config) devauth(log *slog.Logger) devauth.Config {
 	return devauth.Config{
 		BaseURL: c.BaseURL, DatabaseURL: c.DatabaseURL, ServiceKeys: c.ServiceKeys,
 		AdminEmail: c.AdminEmail, AdminPassword: c.AdminPassword, Env: c.NodeEnv, Logger: log,
+		TokenTTL: c.TokenTTL, TrustedOrigins: c.TrustedOrigins,
 	}
 }
 
@@ -99,5 +124,6 @@ func (c config) masked() []any {
 		"listenHost", c.ListenHost, "port", c.Port, "database", redactURL(c.DatabaseURL), "baseUrl", c.BaseURL,
 		"adminEmail", c.AdminEmail, "adminPassword", "[set]", "serviceKeys", len(c.ServiceKeys),
 		"nodeEnv", c.NodeEnv, "logLevel", c.LogLevel.String(),
+		"jwtTtl", c.TokenTTL.String(), "trustedOrigins", strings.Join(c.TrustedOrigins, ","),
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -25,6 +26,34 @@ func TestLoadConfig(t *testing.T) {
 		require.Equal(t, defaultDatabaseURL, c.DatabaseURL)
 		require.Equal(t, []string{"dev-key-1234"}, c.ServiceKeys)
 		require.Equal(t, slog.LevelInfo, c.LogLevel)
+		require.Equal(t, 15*time.Minute, c.TokenTTL)
+		require.Empty(t, c.TrustedOrigins)
+	})
+
+	t.Run("JWTTTLAndTrustedOrigins", func(t *testing.T) {
+		t.Parallel()
+		c, err := loadConfig(env(map[string]string{
+			"MANA_SERVICE_KEY": "dev-key-1234", "MANA_AUTH_DEV_JWT_TTL": "20s",
+			"MANA_AUTH_DEV_TRUSTED_ORIGINS": " http://localhost:5173/ , ,https://dash.mana.test",
+		}))
+		require.NoError(t, err)
+		require.Equal(t, 20*time.Second, c.TokenTTL)
+		require.Equal(t, []string{"http://localhost:5173", "https://dash.mana.test"}, c.TrustedOrigins)
+		d := c.devauth(nil)
+		require.Equal(t, 20*time.Second, d.TokenTTL)
+		require.Equal(t, c.TrustedOrigins, d.TrustedOrigins)
+		require.NoError(t, d.Validate())
+	})
+
+	t.Run("RejectsBadJWTTTL", func(t *testing.T) {
+		t.Parallel()
+		for _, v := range []string{"soon", "4s", "0", "-1m", "5500ms"} {
+			_, err := loadConfig(env(map[string]string{"MANA_SERVICE_KEY": "dev-key-1234", "MANA_AUTH_DEV_JWT_TTL": v}))
+			require.ErrorContains(t, err, "MANA_AUTH_DEV_JWT_TTL", v)
+		}
+		c, err := loadConfig(env(map[string]string{"MANA_SERVICE_KEY": "dev-key-1234", "MANA_AUTH_DEV_JWT_TTL": "5s"}))
+		require.NoError(t, err, "the minimum itself is accepted")
+		require.Equal(t, 5*time.Second, c.TokenTTL)
 	})
 
 	t.Run("ExplicitValues", func(t *testing.T) {

@@ -1,10 +1,12 @@
 // Package contracttest is the contract suite for mana-auth: it drives every
-// endpoint of pkg/manaauth/CONTRACT.md through the typed client and checks
-// the answers. The same suite runs against the development stand-in
+// endpoint of pkg/manaauth/CONTRACT.md through the typed client (the
+// browser's cookie flow, which the client does not speak, through raw HTTP
+// as a dashboard page would) and checks the answers. The same suite runs against the development stand-in
 // (services/mana-auth-dev) and against a real mana-auth given by URL, which
 // is how the stand-in is kept honest.
 //
-// The suite creates one throw-away user under @mana.test and deletes it.
+// The suite creates one throw-away user under @mana.test and deletes it;
+// its sessions (one signed out on purpose) go with it.
 package contracttest
 
 import (
@@ -13,6 +15,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +37,11 @@ type Config struct {
 	// role "admin". Real mana-auth may mint role "user" for admins (see
 	// CONTRACT.md); without this flag the suite only logs that quirk.
 	RequireAdminRole bool
+	// TokenTTL is the expected JWT lifetime (exp - iat); default 15 minutes.
+	TokenTTL time.Duration
+	// Origin is a trusted origin the browser steps send as Origin; default
+	// the origin of BaseURL.
+	Origin string
 }
 
 // Run runs the suite against the mana-auth at baseURL.
@@ -50,6 +58,15 @@ func RunConfig(t *testing.T, cfg Config) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = strings.TrimRight(cfg.BaseURL, "/")
 	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = 15 * time.Minute
+	}
+	if cfg.Origin == "" {
+		u, err := url.Parse(cfg.BaseURL)
+		require.NoError(t, err)
+		cfg.Origin = u.Scheme + "://" + u.Host
+	}
+	web := newBrowser(cfg)
 	client, err := manaauth.New(cfg.BaseURL, manaauth.WithServiceKey(cfg.ServiceKey))
 	require.NoError(t, err)
 	wrongKey, err := manaauth.New(cfg.BaseURL, manaauth.WithServiceKey("wrong-"+randHex(8)))
@@ -113,7 +130,7 @@ func RunConfig(t *testing.T, cfg Config) {
 		require.Equal(t, "mana", payload["aud"], "aud is the plain string mana")
 		require.NotContains(t, payload, "nbf")
 		require.NotContains(t, payload, "jti")
-		require.Equal(t, float64(900), payload["exp"].(float64)-payload["iat"].(float64))
+		require.Equal(t, cfg.TokenTTL.Seconds(), payload["exp"].(float64)-payload["iat"].(float64))
 	})
 
 	t.Run("LoginWithWrongPasswordIsUnauthorizedWithoutEchoingIt", func(t *testing.T) {
@@ -152,9 +169,12 @@ func RunConfig(t *testing.T, cfg Config) {
 		require.Equal(t, userID, claims.Subject)
 		require.Equal(t, email, strings.ToLower(claims.Email))
 		require.False(t, claims.IsAdmin())
-		require.WithinDuration(t, claims.ExpiresAt, claims.IssuedAt.Add(15*time.Minute), time.Second)
+		require.WithinDuration(t, claims.ExpiresAt, claims.IssuedAt.Add(cfg.TokenTTL), time.Second)
 		userJWT = res.AccessToken
 	})
+
+	runOrganizations(ctx, t, client, web, email, password)
+	runBrowser(ctx, t, client, verifier, web, cfg, email, password, userID)
 
 	t.Run("SearchFindsUserBySubstring", func(t *testing.T) {
 		local, _, _ := strings.Cut(email, "@")

@@ -21,11 +21,18 @@ const (
 	OpDelete   Op = "delete"
 	OpStamp    Op = "stamp"
 	OpJWKS     Op = "jwks"
+
+	OpSignIn     Op = "signIn"
+	OpToken      Op = "token"
+	OpGetSession Op = "getSession"
+	OpSignOut    Op = "signOut"
+	OpListOrgs   Op = "listOrganizations"
 )
 
 var knownOps = map[Op]bool{
 	OpRegister: true, OpLogin: true, OpSearch: true, OpGetUser: true,
 	OpDelete: true, OpStamp: true, OpJWKS: true,
+	OpSignIn: true, OpToken: true, OpGetSession: true, OpSignOut: true, OpListOrgs: true,
 }
 
 // Fault describes how an operation misbehaves. Exactly one of Status or

@@ -108,11 +108,11 @@ func (s *Server) register(c echo.Context) error {
 		return c.JSON(http.StatusUnprocessableEntity,
 			authErr("USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL", "User already exists. Use another email."))
 	}
-	_, token, err := s.store.createSession(ctx, u.ID, 7*24*time.Hour)
+	ss, err := s.store.createSession(ctx, u.ID, sessionTTL, c.RealIP(), c.Request().UserAgent())
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"token": token, "user": toJSON(u)})
+	return c.JSON(http.StatusOK, map[string]any{"token": ss.Token, "user": toJSON(u)})
 }
 
 func (s *Server) login(c echo.Context) error {
@@ -124,29 +124,51 @@ func (s *Server) login(c echo.Context) error {
 		return c.JSON(http.StatusBadRequest, authErr("VALIDATION_ERROR", "body must be a JSON object"))
 	}
 	ctx := c.Request().Context()
-	u, err := s.store.userByEmail(ctx, strings.TrimSpace(in.Email))
-	if err != nil && !errors.Is(err, errNotFound) {
-		return err
-	}
-	if u == nil {
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(in.Password))
+	u, err := s.checkPassword(ctx, in.Email, in.Password)
+	if errors.Is(err, errBadCredentials) {
 		return c.JSON(http.StatusUnauthorized, authErr("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password"))
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(in.Password)) != nil {
-		return c.JSON(http.StatusUnauthorized, authErr("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password"))
-	}
-	sid, token, err := s.store.createSession(ctx, u.ID, 7*24*time.Hour)
 	if err != nil {
 		return err
 	}
-	jwt, err := s.signer.mint(u, sid, s.now())
+	ss, err := s.store.createSession(ctx, u.ID, sessionTTL, c.RealIP(), c.Request().UserAgent())
+	if err != nil {
+		return err
+	}
+	jwt, err := s.signer.mint(u, ss.ID, s.now())
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{
-		"redirect": false, "token": token, "user": toJSON(u),
-		"accessToken": jwt, "refreshToken": token,
+		"redirect": false, "token": ss.Token, "user": toJSON(u),
+		"accessToken": jwt, "refreshToken": ss.Token,
 	})
+}
+
+// Session lifetimes, as Better Auth's defaults: 7 days, or 1 day for a
+// sign-in with rememberMe false (whose cookie then lasts the browser session).
+const (
+	sessionTTL          = 7 * 24 * time.Hour
+	dontRememberSessTTL = 24 * time.Hour
+)
+
+// errBadCredentials is an unknown email or a wrong password; both answer
+// the same, and an unknown email still costs a hash comparison.
+var errBadCredentials = errors.New("invalid email or password")
+
+func (s *Server) checkPassword(ctx context.Context, email, password string) (*user, error) {
+	u, err := s.store.userByEmail(ctx, strings.TrimSpace(email))
+	if err != nil && !errors.Is(err, errNotFound) {
+		return nil, err
+	}
+	if u == nil {
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
+		return nil, errBadCredentials
+	}
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return nil, errBadCredentials
+	}
+	return u, nil
 }
 
 // requireAdmin admits a valid admin JWT: 401 for a missing or bad token,

@@ -23,6 +23,15 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/api/v1/auth/register", s.register, s.fault(OpRegister))
 	e.POST("/api/v1/auth/login", s.login, s.fault(OpLogin))
 
+	// Better Auth's browser flow (cookie or bearer session token) and the
+	// organization plugin. The POSTs refuse non-JSON bodies and foreign
+	// origins, so another site cannot sign a browser in or out.
+	e.POST("/api/auth/sign-in/email", s.signInEmail, s.requireJSON, s.checkOrigin, s.fault(OpSignIn))
+	e.GET("/api/auth/token", s.token, s.fault(OpToken))
+	e.GET("/api/auth/get-session", s.getSession, s.fault(OpGetSession))
+	e.POST("/api/auth/sign-out", s.signOut, s.requireJSON, s.checkOrigin, s.fault(OpSignOut))
+	e.GET("/api/auth/organization/list", s.listOrganizations, s.fault(OpListOrgs))
+
 	// Platform admin API (admin JWT).
 	admin := e.Group("/api/v1/admin", s.requireAdmin)
 	admin.GET("/users", s.searchUsers, s.fault(OpSearch))

@@ -1,7 +1,9 @@
 // Package devauth is a development stand-in for mana-auth, the platform's
 // identity service. It implements the contract in pkg/manaauth/CONTRACT.md
-// (JWKS, register, login, admin user search/detail/delete, persona-stamp)
-// over PostgreSQL schema mana_auth_dev, so local development and tests can
+// (JWKS, register, login, admin user search/detail/delete, persona-stamp,
+// the organization list, and the browser session flow: sign-in with a
+// signed session cookie, token, get-session, sign-out) over PostgreSQL
+// schema mana_auth_dev, so local development and tests can
 // run without the real service, and it can inject faults into its endpoints.
 //
 // It must never run in production: New refuses NODE_ENV=production, its
@@ -31,8 +33,11 @@ const (
 	DefaultAdminEmail    = "admin@mana.test"
 	DefaultAdminPassword = "mana-dev-admin-password" //nolint:gosec // documented default of a development-only stand-in
 	DefaultTokenTTL      = 15 * time.Minute
-	DefaultPasswordCost  = 6
-	Audience             = "mana"
+	// MinTokenTTL is the shortest JWT lifetime accepted: short enough for
+	// browser tests of renewal across expiry, long enough to be usable.
+	MinTokenTTL         = 5 * time.Second
+	DefaultPasswordCost = 6
+	Audience            = "mana"
 )
 
 // Config is everything a Server needs; the binary fills it from the
@@ -51,8 +56,13 @@ type Config struct {
 	Env string
 	// PasswordCost is the bcrypt cost (bcrypt.MinCost in tests). 0 = default.
 	PasswordCost int
-	// TokenTTL is the JWT lifetime. 0 = 15 minutes, like mana-auth.
+	// TokenTTL is the JWT lifetime (whole seconds, at least MinTokenTTL).
+	// 0 = 15 minutes, like mana-auth.
 	TokenTTL time.Duration
+	// TrustedOrigins are origins (scheme://host[:port]) besides BaseURL's
+	// from which the browser endpoints accept a POST carrying an Origin
+	// header, like Better Auth's trustedOrigins.
+	TrustedOrigins []string
 	// Logger receives structured logs. nil = discard.
 	Logger *slog.Logger
 	// Now replaces time.Now for token timestamps. nil = time.Now.
@@ -89,15 +99,35 @@ func (c *Config) Validate() error {
 	if c.PasswordCost != 0 && (c.PasswordCost < bcrypt.MinCost || c.PasswordCost > bcrypt.MaxCost) {
 		errs = append(errs, fmt.Errorf("password cost must be %d..%d", bcrypt.MinCost, bcrypt.MaxCost))
 	}
+	if c.TokenTTL != 0 && c.TokenTTL < MinTokenTTL {
+		errs = append(errs, fmt.Errorf("token TTL %s is below the minimum %s", c.TokenTTL, MinTokenTTL))
+	}
+	if c.TokenTTL%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("token TTL %s must be whole seconds (exp and iat are)", c.TokenTTL))
+	}
+	if c.BaseURL != "" {
+		if _, err := parseOrigin(c.BaseURL, true); err != nil {
+			errs = append(errs, fmt.Errorf("base URL: %w", err))
+		}
+	}
+	for _, o := range c.TrustedOrigins {
+		if _, err := parseOrigin(o, false); err != nil {
+			errs = append(errs, fmt.Errorf("trusted origin: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
 // Server is one stand-in instance.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	store    *store
-	signer   *signer
+	cfg     Config
+	log     *slog.Logger
+	store   *store
+	signer  *signer
+	cookies cookieJar
+	// origins are the trusted origins, normalised: BaseURL's and
+	// TrustedOrigins.
+	origins  map[string]bool
 	verifier *manaauth.Verifier
 	faults   *Faults
 	echo     *echo.Echo
@@ -172,6 +202,21 @@ func build(ctx context.Context, cfg Config, st *store) (*Server, error) {
 	if err := st.ensureAdmin(ctx, randomID(32), email, "Admin", string(hash)); err != nil {
 		return nil, err
 	}
+	if err := st.backfillPersonalOrgs(ctx); err != nil {
+		return nil, err
+	}
+	cookieKey, err := st.secret(ctx, "cookie-hmac", 32)
+	if err != nil {
+		return nil, err
+	}
+	origins := map[string]bool{}
+	for _, o := range append([]string{cfg.BaseURL}, cfg.TrustedOrigins...) {
+		n, err := parseOrigin(o, o == cfg.BaseURL)
+		if err != nil {
+			return nil, err
+		}
+		origins[n] = true
+	}
 	dummy, err := bcrypt.GenerateFromPassword([]byte(randomID(16)), cfg.PasswordCost)
 	if err != nil {
 		return nil, err
@@ -179,6 +224,7 @@ func build(ctx context.Context, cfg Config, st *store) (*Server, error) {
 	done := make(chan struct{})
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, store: st, signer: sg, verifier: ver,
+		cookies: newCookieJar(cookieKey, strings.HasPrefix(cfg.BaseURL, "https://")), origins: origins,
 		faults: &Faults{faults: map[Op]*Fault{}, done: done},
 		now:    cfg.Now, done: done, dummyHash: dummy,
 	}

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -43,6 +44,39 @@ CREATE TABLE IF NOT EXISTS mana_auth_dev.sessions (
 	user_id    text NOT NULL REFERENCES mana_auth_dev.users (id) ON DELETE CASCADE,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	expires_at timestamptz NOT NULL
+);
+ALTER TABLE mana_auth_dev.sessions
+	ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now(),
+	ADD COLUMN IF NOT EXISTS ip_address text,
+	ADD COLUMN IF NOT EXISTS user_agent text;
+CREATE INDEX IF NOT EXISTS sessions_user_id ON mana_auth_dev.sessions (user_id);
+-- Better Auth's organization plugin: organization and member. personal_owner
+-- is the stand-in's own column: the user whose personal organization this is
+-- (at most one each), so creating it is idempotent and deleting the user
+-- deletes it.
+CREATE TABLE IF NOT EXISTS mana_auth_dev.organizations (
+	id             text PRIMARY KEY,
+	name           text NOT NULL,
+	slug           text NOT NULL UNIQUE,
+	logo           text,
+	metadata       text,
+	personal_owner text UNIQUE REFERENCES mana_auth_dev.users (id) ON DELETE CASCADE,
+	created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS mana_auth_dev.members (
+	id              text PRIMARY KEY,
+	organization_id text NOT NULL REFERENCES mana_auth_dev.organizations (id) ON DELETE CASCADE,
+	user_id         text NOT NULL REFERENCES mana_auth_dev.users (id) ON DELETE CASCADE,
+	role            text NOT NULL DEFAULT 'member',
+	created_at      timestamptz NOT NULL DEFAULT now(),
+	UNIQUE (organization_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS members_user_id ON mana_auth_dev.members (user_id);
+-- Secrets the stand-in keeps across restarts (the cookie-signing HMAC key).
+CREATE TABLE IF NOT EXISTS mana_auth_dev.secrets (
+	name       text PRIMARY KEY,
+	value      bytea NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS mana_auth_dev.signing_keys (
 	kid        text PRIMARY KEY,
@@ -155,9 +189,15 @@ func (s *store) signingKey(ctx context.Context) (kid string, key ed25519.Private
 	return kid, key, err
 }
 
-// createUser inserts u; ok is false when the email is taken (any case).
+// createUser inserts u together with its personal organization, as the
+// platform does at sign-up; ok is false when the email is taken (any case).
 func (s *store) createUser(ctx context.Context, u *user) (created *user, ok bool, err error) {
-	row := s.db.QueryRowContext(ctx, `
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	row := tx.QueryRowContext(ctx, `
 		INSERT INTO mana_auth_dev.users (id, email, name, password_hash, role)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT ((lower(email))) DO NOTHING
@@ -167,6 +207,12 @@ func (s *store) createUser(ctx context.Context, u *user) (created *user, ok bool
 		return nil, false, nil
 	}
 	if err != nil {
+		return nil, false, fmt.Errorf("inserting user: %w", err)
+	}
+	if err := ensurePersonalOrg(ctx, tx, created); err != nil {
+		return nil, false, err
+	}
+	if err := tx.Commit(); err != nil {
 		return nil, false, fmt.Errorf("inserting user: %w", err)
 	}
 	return created, true, nil
@@ -188,6 +234,129 @@ func (s *store) ensureAdmin(ctx context.Context, id, email, name, hash string) e
 	return nil
 }
 
+// backfillPersonalOrgs gives every user created before organizations existed
+// in the stand-in (or by hand) their personal organization.
+func (s *store) backfillPersonalOrgs(ctx context.Context) error {
+	users, err := s.usersWithoutPersonalOrg(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if err := ensurePersonalOrg(ctx, s.db, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *store) usersWithoutPersonalOrg(ctx context.Context) ([]*user, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT `+userColumns+` FROM mana_auth_dev.users u
+		WHERE NOT EXISTS (SELECT 1 FROM mana_auth_dev.organizations o WHERE o.personal_owner = u.id)`)
+	if err != nil {
+		return nil, fmt.Errorf("listing users without a personal organization: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var users []*user
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	return users, rows.Err()
+}
+
+// execer is what ensurePersonalOrg needs: a *sql.DB or a *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// ensurePersonalOrg creates u's personal organization, with u as its owner,
+// unless it exists. Idempotent and safe to race: the organization is unique
+// per owner and the membership per organization and user.
+func ensurePersonalOrg(ctx context.Context, db execer, u *user) error {
+	name := u.Name
+	if name == "" {
+		name, _, _ = strings.Cut(u.Email, "@")
+	}
+	orgID := randomID(32)
+	if _, err := db.ExecContext(ctx, `
+		INSERT INTO mana_auth_dev.organizations (id, name, slug, metadata, personal_owner)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (personal_owner) DO NOTHING`,
+		orgID, name, "personal-"+strings.ToLower(u.ID), personalMetadata, u.ID); err != nil {
+		return fmt.Errorf("creating personal organization: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, `
+		INSERT INTO mana_auth_dev.members (id, organization_id, user_id, role)
+		SELECT $1, o.id, $2, 'owner' FROM mana_auth_dev.organizations o WHERE o.personal_owner = $2
+		ON CONFLICT (organization_id, user_id) DO NOTHING`, randomID(32), u.ID); err != nil {
+		return fmt.Errorf("adding owner to personal organization: %w", err)
+	}
+	return nil
+}
+
+// personalMetadata is the metadata of a personal organization: Better Auth
+// stores organization metadata as a JSON string and answers it as one.
+const personalMetadata = `{"type":"personal"}`
+
+// organization is a row of mana_auth_dev.organizations as the plugin lists it.
+type organization struct {
+	ID        string
+	Name      string
+	Slug      string
+	Logo      sql.NullString
+	Metadata  sql.NullString
+	CreatedAt time.Time
+}
+
+// organizationsOf lists the organizations userID is a member of, oldest
+// first (so the personal one, created at sign-up, leads).
+func (s *store) organizationsOf(ctx context.Context, userID string) ([]organization, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT o.id, o.name, o.slug, o.logo, o.metadata, o.created_at
+		FROM mana_auth_dev.organizations o
+		JOIN mana_auth_dev.members m ON m.organization_id = o.id
+		WHERE m.user_id = $1
+		ORDER BY o.created_at, o.id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("listing organizations: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := []organization{}
+	for rows.Next() {
+		var o organization
+		if err := rows.Scan(&o.ID, &o.Name, &o.Slug, &o.Logo, &o.Metadata, &o.CreatedAt); err != nil {
+			return nil, fmt.Errorf("listing organizations: %w", err)
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// secret returns the named secret of n random bytes, creating it on first
+// use; it persists so signed cookies survive a restart.
+func (s *store) secret(ctx context.Context, name string, n int) ([]byte, error) {
+	var value []byte
+	err := s.inLockedTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT value FROM mana_auth_dev.secrets WHERE name = $1`, name).Scan(&value)
+		if errors.Is(err, sql.ErrNoRows) {
+			value = make([]byte, n)
+			if _, err := rand.Read(value); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO mana_auth_dev.secrets (name, value) VALUES ($1, $2)`, name, value)
+		}
+		if err != nil {
+			return fmt.Errorf("loading secret %s: %w", name, err)
+		}
+		return nil
+	})
+	return value, err
+}
+
 func (s *store) userByEmail(ctx context.Context, email string) (*user, error) {
 	return scanUser(s.db.QueryRowContext(ctx,
 		`SELECT `+userColumns+` FROM mana_auth_dev.users WHERE lower(email) = lower($1)`, email))
@@ -198,15 +367,67 @@ func (s *store) userByID(ctx context.Context, id string) (*user, error) {
 		`SELECT `+userColumns+` FROM mana_auth_dev.users WHERE id = $1`, id))
 }
 
-func (s *store) createSession(ctx context.Context, userID string, ttl time.Duration) (id, token string, err error) {
-	id, token = randomID(32), randomID(32)
-	_, err = s.db.ExecContext(ctx, `
-		INSERT INTO mana_auth_dev.sessions (id, token, user_id, expires_at)
-		VALUES ($1, $2, $3, now() + make_interval(secs => $4))`, id, token, userID, ttl.Seconds())
-	if err != nil {
-		return "", "", fmt.Errorf("creating session: %w", err)
+// session is a row of mana_auth_dev.sessions.
+type session struct {
+	ID        string
+	Token     string
+	UserID    string
+	ExpiresAt time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	IPAddress sql.NullString
+	UserAgent sql.NullString
+}
+
+const sessionColumns = `id, token, user_id, expires_at, created_at, updated_at, ip_address, user_agent`
+
+func scanSession(row scanner) (*session, error) {
+	var ss session
+	err := row.Scan(&ss.ID, &ss.Token, &ss.UserID, &ss.ExpiresAt, &ss.CreatedAt, &ss.UpdatedAt, &ss.IPAddress, &ss.UserAgent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound
 	}
-	return id, token, nil
+	if err != nil {
+		return nil, err
+	}
+	return &ss, nil
+}
+
+// createSession opens a session of userID for ttl; ip and userAgent are
+// recorded as Better Auth does (empty = NULL).
+func (s *store) createSession(ctx context.Context, userID string, ttl time.Duration, ip, userAgent string) (*session, error) {
+	ss, err := scanSession(s.db.QueryRowContext(ctx, `
+		INSERT INTO mana_auth_dev.sessions (id, token, user_id, expires_at, ip_address, user_agent)
+		VALUES ($1, $2, $3, now() + make_interval(secs => $4), NULLIF($5, ''), NULLIF($6, ''))
+		RETURNING `+sessionColumns, randomID(32), randomID(32), userID, ttl.Seconds(), ip, userAgent))
+	if err != nil {
+		return nil, fmt.Errorf("creating session: %w", err)
+	}
+	return ss, nil
+}
+
+// sessionByToken returns the unexpired session with token and its user;
+// errNotFound when there is none.
+func (s *store) sessionByToken(ctx context.Context, token string) (*session, *user, error) {
+	ss, err := scanSession(s.db.QueryRowContext(ctx, `
+		SELECT `+sessionColumns+` FROM mana_auth_dev.sessions WHERE token = $1 AND expires_at > now()`, token))
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := s.userByID(ctx, ss.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ss, u, nil
+}
+
+// deleteSession ends the session with token; ending an unknown one is not
+// an error (signing out twice is harmless).
+func (s *store) deleteSession(ctx context.Context, token string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM mana_auth_dev.sessions WHERE token = $1`, token); err != nil {
+		return fmt.Errorf("deleting session: %w", err)
+	}
+	return nil
 }
 
 // searchUsers is the admin search: case-insensitive substring of email or
