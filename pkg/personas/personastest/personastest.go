@@ -47,10 +47,15 @@ func NewDSN(t testing.TB) string {
 	return dbtest.New(t, Template())
 }
 
+// maxConns bounds each test's pool: enough for the concurrency tests (8
+// runners), small enough that parallel tests of several packages stay well
+// inside the shared server's max_connections (100 by default).
+const maxConns = 10
+
 // New returns a store over a fresh, migrated database.
 func New(t testing.TB, opts ...personas.Option) *personas.Store {
 	t.Helper()
-	db, err := personas.OpenDB(NewDSN(t), personas.PoolConfig{MaxConns: 20})
+	db, err := personas.OpenDB(NewDSN(t), personas.PoolConfig{MaxConns: maxConns})
 	if err != nil {
 		t.Fatalf("personastest: %v", err)
 	}
