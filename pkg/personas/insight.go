@@ -362,26 +362,34 @@ func nextBucket(t time.Time, bucket string) time.Time {
 	return t.AddDate(0, 0, 1)
 }
 
-// Validate reports every problem with the query and fills in defaults.
+// validate reports every problem with the query and fills in defaults.
 func (q *TrendQuery) validate(now time.Time) error {
 	var p Problems
-	checkText(&p, "module", q.Module, 1, MaxModuleLen)
+	q.Check(&p, now)
+	return p.Err()
+}
+
+// Check fills in the defaults and adds every problem with the query to p,
+// by the admin API's parameter names (so a caller can merge them with its
+// own parsing problems).
+func (q *TrendQuery) Check(p *Problems, now time.Time) {
+	checkText(p, "module", q.Module, 1, MaxModuleLen)
 	if q.Bucket == "" {
 		q.Bucket = BucketWeek
 	}
 	if q.Bucket != BucketDay && q.Bucket != BucketWeek {
 		p.Add("bucket", "must be one of day, week")
 	}
-	checkText(&p, "archetype", q.Archetype, 0, MaxArchetypeLen)
-	checkText(&p, "persona", q.Persona, 0, MaxUserIDLen)
+	checkText(p, "archetype", q.Archetype, 0, MaxArchetypeLen)
+	checkText(p, "persona", q.Persona, 0, MaxUserIDLen)
 	if q.Cadence != "" && !q.Cadence.Valid() {
 		p.Add("cadence", "must be one of daily, weekdays, hourly")
 	}
-	q.Tags.check(&p)
+	q.Tags.check(p)
 	if q.VerdictExclude == nil {
 		q.VerdictExclude = DefaultVerdictExclude
 	}
-	CheckTags(&p, "excludeTag", q.VerdictExclude)
+	CheckTags(p, "excludeTag", q.VerdictExclude)
 	if q.K == 0 {
 		q.K = DefaultRunLength
 	}
@@ -422,7 +430,6 @@ func (q *TrendQuery) validate(now time.Time) error {
 		}
 		q.From, q.To = &from, &to
 	}
-	return p.Err()
 }
 
 func bucketCount(from, to time.Time, bucket string) int {
@@ -1042,9 +1049,26 @@ type feedCursor struct {
 // these are the raw rows.
 func (s *Store) FeedbackFeed(ctx context.Context, q FeedQuery) (items []FeedItem, nextCursor string, err error) {
 	var p Problems
-	checkText(&p, "module", q.Module, 0, MaxModuleLen)
-	checkText(&p, "persona", q.Persona, 0, MaxUserIDLen)
-	checkText(&p, "archetype", q.Archetype, 0, MaxArchetypeLen)
+	cur := q.check(&p)
+	if err := p.Err(); err != nil {
+		return nil, "", err
+	}
+	limit := q.Limit
+	if limit == 0 {
+		limit = DefaultFeedLimit
+	}
+	return s.feed(ctx, q, cur, limit)
+}
+
+// Check adds every problem with the query to p by the admin API's
+// parameter names (so a caller can merge them with its own).
+func (q *FeedQuery) Check(p *Problems) { q.check(p) }
+
+// check is Check, returning the decoded cursor.
+func (q *FeedQuery) check(p *Problems) *feedCursor {
+	checkText(p, "module", q.Module, 0, MaxModuleLen)
+	checkText(p, "persona", q.Persona, 0, MaxUserIDLen)
+	checkText(p, "archetype", q.Archetype, 0, MaxArchetypeLen)
 	if q.MinRating != 0 && (q.MinRating < 1 || q.MinRating > 5) {
 		p.Add("minRating", "must be an integer from 1 to 5")
 	}
@@ -1068,13 +1092,10 @@ func (s *Store) FeedbackFeed(ctx context.Context, q FeedQuery) (items []FeedItem
 			p.Add("cursor", "is not a cursor returned by this API")
 		}
 	}
-	if err := p.Err(); err != nil {
-		return nil, "", err
-	}
-	limit := q.Limit
-	if limit == 0 {
-		limit = DefaultFeedLimit
-	}
+	return cur
+}
+
+func (s *Store) feed(ctx context.Context, q FeedQuery, cur *feedCursor, limit int) (items []FeedItem, nextCursor string, err error) {
 	sel := s.db.NewSelect().
 		TableExpr("personas.persona_feedback AS f").
 		Join("JOIN personas.personas AS p ON p.user_id = f.persona_id").

@@ -56,6 +56,13 @@ func newServer(store *personas.Store, auth identity, verifier tokenVerifier, log
 	api.GET("", h.list)
 	api.GET("/:id", h.detail)
 	api.DELETE("/:id", h.remove)
+
+	// Insight (insight.go): product-wide views over the store's rollups.
+	api.GET("/modules", h.modules)
+	api.GET("/modules/:module/trend", h.trend)
+	api.GET("/tools", h.tools)
+	api.GET("/overview", h.overview)
+	api.GET("/feedback", h.feedback)
 	return srv
 }
 
