@@ -7,6 +7,11 @@ package main
 // problem is reported at once, by parameter name.
 
 import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -248,4 +253,126 @@ func (h *handlers) feedback(c echo.Context) error {
 		out.NextCursor = &next
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// ---- GET /export/:kind --------------------------------------------------
+
+// exportTimeout bounds one export (the API's usual 15 s deadline is for
+// ordinary requests; an export of millions of rows takes longer).
+const exportTimeout = 30 * time.Minute
+
+// exportFlushEvery is how many rows go out between flushes.
+const exportFlushEvery = 1000
+
+// export streams raw actions, feedback or ticks as NDJSON (default) or CSV,
+// row by row from one consistent snapshot, flushing as it goes. Problems
+// with the request are 400s before anything is sent; a failure half-way
+// ends the stream early (the status is already sent), and is logged.
+func (h *handlers) export(c echo.Context) error {
+	var p errs.Problems
+	kind := c.Param("kind")
+	f := personas.ExportFilter{
+		From: queryTime(c, "from", &p), To: queryTime(c, "to", &p),
+		Persona: c.QueryParam("persona"), Module: c.QueryParam("module"),
+	}
+	format := c.QueryParam("format")
+	if format == "" {
+		format = "ndjson"
+	}
+	if format != "ndjson" && format != "csv" {
+		p.Add("format", "must be one of ndjson, csv")
+	}
+	f.Check(&p, kind)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	// The export outlives the ordinary request deadline, not the client.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), exportTimeout)
+	defer cancel()
+	stop := context.AfterFunc(c.Request().Context(), func() {
+		if errors.Is(context.Cause(c.Request().Context()), context.Canceled) {
+			cancel()
+		}
+	})
+	defer stop()
+	rc := http.NewResponseController(c.Response().Writer)
+	_ = rc.SetWriteDeadline(time.Now().Add(exportTimeout))
+
+	res := c.Response()
+	w := bufio.NewWriterSize(res, 64<<10)
+	var cw *csv.Writer
+	if format == "csv" {
+		cw = csv.NewWriter(w)
+	}
+	started := false
+	start := func() error {
+		if started {
+			return nil
+		}
+		started = true
+		if cw != nil {
+			res.Header().Set(echo.HeaderContentType, "text/csv; charset=utf-8")
+		} else {
+			res.Header().Set(echo.HeaderContentType, "application/x-ndjson")
+		}
+		res.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.%s"`, kind, format))
+		res.WriteHeader(http.StatusOK)
+		if cw != nil {
+			return cw.Write(personas.ExportColumns(kind))
+		}
+		return nil
+	}
+	n := 0
+	record := make([]string, len(personas.ExportColumns(kind)))
+	err := h.store.Export(ctx, kind, f, cw == nil, func(row personas.ExportRow) error {
+		if err := start(); err != nil {
+			return err
+		}
+		if cw != nil {
+			for i, v := range row.Fields {
+				record[i] = ""
+				if v != nil {
+					record[i] = *v
+				}
+			}
+			if err := cw.Write(record); err != nil {
+				return err
+			}
+		} else {
+			if _, err := w.WriteString(row.JSON); err != nil {
+				return err
+			}
+			if err := w.WriteByte('\n'); err != nil {
+				return err
+			}
+		}
+		n++
+		if n%exportFlushEvery == 0 {
+			if cw != nil {
+				cw.Flush()
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			res.Flush()
+		}
+		return nil
+	})
+	if err != nil && !started {
+		return err // nothing sent yet: an ordinary error answer
+	}
+	if err == nil {
+		err = start()
+	}
+	if cw != nil {
+		cw.Flush()
+	}
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	res.Flush()
+	if err != nil {
+		h.logger.Warn("export ended early", "kind", kind, "rows", n, "error", err.Error())
+	}
+	return nil
 }

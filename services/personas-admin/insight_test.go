@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,4 +243,54 @@ func TestInsight(t *testing.T) {
 		status, _ := b.call(t, http.MethodGet, apiPath+"/overview", "", "Authorization", "")
 		require.Equal(t, http.StatusUnauthorized, status)
 	})
+}
+
+func TestExport(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	seedInsight(t, b)
+	get := func(path string) (int, string) {
+		t.Helper()
+		return b.call(t, http.MethodGet, apiPath+path, "")
+	}
+
+	status, body := get("/export/feedback?persona=c")
+	require.Equal(t, http.StatusOK, status, body)
+	lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
+	require.Len(t, lines, 6)
+	var row map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &row))
+	require.Equal(t, "c", row["personaId"])
+	require.Equal(t, "todo", row["module"])
+	require.EqualValues(t, 1, row["rating"])
+	require.Nil(t, row["notes"])
+	require.Equal(t, "2026-10-14T12:00:00.000Z", row["createdAt"])
+	_, again := get("/export/feedback?persona=c")
+	require.Equal(t, body, again, "same snapshot, same bytes")
+
+	status, body = get("/export/feedback?module=__parse&from=2026-11-16&to=2026-11-23&format=csv")
+	require.Equal(t, http.StatusOK, status, body)
+	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, []string{"personaId", "id", "tickId", "module", "rating", "notes", "createdAt"}, recs[0])
+	require.Len(t, recs, 1+6, "markers are raw rows: exported")
+
+	status, body = get("/export/actions?module=todo&format=csv")
+	require.Equal(t, http.StatusOK, status, body)
+	recs, err = csv.NewReader(strings.NewReader(body)).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	require.Equal(t, "HTTP 500 from /api/todo/17", recs[2][7])
+
+	status, body = get("/export/ticks")
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, `"tickId":"tick-now"`)
+
+	status, body = get("/export/ticks?format=xml&module=todo&from=x")
+	require.Equal(t, http.StatusBadRequest, status, body)
+	for _, f := range []string{"format", "module", "from"} {
+		require.Contains(t, body, `"field":"`+f+`"`)
+	}
+	status, _ = get("/export/users")
+	require.Equal(t, http.StatusBadRequest, status)
 }

@@ -63,6 +63,7 @@ func newServer(store *personas.Store, auth identity, verifier tokenVerifier, log
 	api.GET("/tools", h.tools)
 	api.GET("/overview", h.overview)
 	api.GET("/feedback", h.feedback)
+	api.GET("/export/:kind", h.export)
 	return srv
 }
 
