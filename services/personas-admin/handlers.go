@@ -48,6 +48,7 @@ type personaJSON struct {
 	CreatedAt    string             `json:"createdAt"`
 	UpdatedAt    string             `json:"updatedAt"`
 	Actions7d    int64              `json:"actions7d"`
+	Tags         []string           `json:"tags"`
 }
 
 func newPersonaJSON(p *personas.Persona, actions7d int64) personaJSON {
@@ -55,11 +56,15 @@ func newPersonaJSON(p *personas.Persona, actions7d int64) personaJSON {
 	if mix == nil {
 		mix = map[string]float64{}
 	}
+	tags := p.Tags
+	if tags == nil {
+		tags = []string{}
+	}
 	return personaJSON{
 		UserID: p.UserID, Email: p.Email, Name: p.Name, Archetype: p.Archetype,
 		SystemPrompt: p.SystemPrompt, ModuleMix: mix, TickCadence: p.TickCadence,
 		LastActiveAt: edge.ISOTimePtr(p.LastActiveAt), CreatedAt: edge.ISOTime(p.CreatedAt), UpdatedAt: edge.ISOTime(p.UpdatedAt),
-		Actions7d: actions7d,
+		Actions7d: actions7d, Tags: tags,
 	}
 }
 
@@ -75,6 +80,7 @@ type upsertRequest struct {
 	SystemPrompt string
 	ModuleMix    map[string]float64
 	TickCadence  *string
+	Tags         *[]string // nil: keep the persona's tags (none on create)
 }
 
 // readUpsert reads and validates the body, reporting every problem by its
@@ -102,6 +108,16 @@ func readUpsert(c echo.Context) (*upsertRequest, error) {
 				if s, ok := d.String(key, len("weekdays")); ok {
 					r.TickCadence = &s
 				}
+			case "tags":
+				tags := []string{}
+				_, over, _ := d.Array(key, personas.MaxTags, func(i int) {
+					t, _ := d.String(jsondec.Index(key, i), personas.MaxTagLen+1)
+					tags = append(tags, t)
+				})
+				if over {
+					p.Add(key, "at most %d tags", personas.MaxTags)
+				}
+				r.Tags = &tags
 			case "moduleMix":
 				r.ModuleMix = map[string]float64{}
 				d.Object(key, func(module string) {
@@ -143,6 +159,9 @@ func (r *upsertRequest) input(userID, defaultName string) personas.PersonaInput 
 	}
 	if r.TickCadence != nil {
 		in.TickCadence = personas.Cadence(*r.TickCadence)
+	}
+	if r.Tags != nil {
+		in.Tags = *r.Tags
 	}
 	return in
 }
@@ -203,6 +222,9 @@ func (h *handlers) upsert(c echo.Context) error {
 		}
 		if req.TickCadence == nil {
 			in.TickCadence = existing.TickCadence
+		}
+		if req.Tags == nil {
+			in.Tags = existing.Tags
 		}
 	}
 	created, err := h.store.UpsertPersona(ctx, in)

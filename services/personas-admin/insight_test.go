@@ -294,3 +294,39 @@ func TestExport(t *testing.T) {
 	status, _ = get("/export/users")
 	require.Equal(t, http.StatusBadRequest, status)
 }
+
+func TestUpsertTags(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	email := "persona.tagged@mana.test"
+	status, body := b.call(t, http.MethodPost, apiPath, upsertBody(email, map[string]any{"tags": []string{"chaos", "beta", "chaos"}}))
+	require.Equal(t, http.StatusOK, status, body)
+	tagsOf := func() []string {
+		t.Helper()
+		_, raw := b.list(t, "")
+		var l struct{ Personas []struct{ Tags []string } }
+		require.NoError(t, json.Unmarshal(raw["personas"], &l.Personas))
+		require.Len(t, l.Personas, 1)
+		return l.Personas[0].Tags
+	}
+	require.Equal(t, []string{"beta", "chaos"}, tagsOf())
+	// Left out of an update, tags stay; an empty list clears them.
+	status, body = b.call(t, http.MethodPost, apiPath, upsertBody(email, map[string]any{"name": "Tagged"}))
+	require.Equal(t, http.StatusOK, status, body)
+	require.Equal(t, []string{"beta", "chaos"}, tagsOf())
+	status, body = b.call(t, http.MethodPost, apiPath, upsertBody(email, map[string]any{"tags": []string{}}))
+	require.Equal(t, http.StatusOK, status, body)
+	require.Equal(t, []string{}, tagsOf())
+
+	status, body = b.call(t, http.MethodPost, apiPath, upsertBody(email, map[string]any{"tags": []any{"Chaos", 7}}))
+	require.Equal(t, http.StatusBadRequest, status, body)
+	require.Contains(t, body, `"field":"tags[0]"`)
+	require.Contains(t, body, `"field":"tags[1]"`)
+	many := make([]string, 11)
+	for i := range many {
+		many[i] = fmt.Sprintf("t%d", i)
+	}
+	status, body = b.call(t, http.MethodPost, apiPath, upsertBody(email, map[string]any{"tags": many}))
+	require.Equal(t, http.StatusBadRequest, status, body)
+	require.Contains(t, body, "at most 10 tags")
+}
