@@ -578,8 +578,12 @@ func judge(series []moments, first time.Time, bucket string, k int, delta float6
 	return v
 }
 
-// flaggedModules judges every module over weekly buckets with the default
-// rule (chaos excluded): the overview's list.
+// FlaggedModules judges every module over weekly buckets with the default
+// rule (chaos excluded), the worst drop first: the overview's list.
+func (s *Store) FlaggedModules(ctx context.Context) ([]FlaggedModule, error) {
+	return s.flaggedModules(ctx)
+}
+
 func (s *Store) flaggedModules(ctx context.Context) ([]FlaggedModule, error) {
 	now := s.Now()
 	current := bucketStart(now, BucketWeek)

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -329,4 +330,21 @@ func TestUpsertTags(t *testing.T) {
 	status, body = b.call(t, http.MethodPost, apiPath, upsertBody(email, map[string]any{"tags": many}))
 	require.Equal(t, http.StatusBadRequest, status, body)
 	require.Contains(t, body, "at most 10 tags")
+}
+
+func TestInsightMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	seedInsight(t, b)
+	resp, err := http.Get(b.url + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	body := string(raw)
+	require.Contains(t, body, `personas_module_ratings_7d{module="todo"} 7`)
+	require.Contains(t, body, `personas_module_regression_flagged{module="todo"} 1`)
+	require.Contains(t, body, `personas_tool_error_rate_24h{tool="todo.create"} 0.5`)
+	require.NotContains(t, body, `module="__parse"`)
+	require.Contains(t, body, "personas_overdue ")
 }

@@ -57,7 +57,9 @@ func newServer(store *personas.Store, auth identity, verifier tokenVerifier, log
 	api.GET("/:id", h.detail)
 	api.DELETE("/:id", h.remove)
 
-	// Insight (insight.go): product-wide views over the store's rollups.
+	// Insight (insight.go): product-wide views over the store's rollups,
+	// and their alerting figures on /metrics (insight_metrics.go).
+	srv.Registry.MustRegister(newInsightMetrics(store, logger))
 	api.GET("/modules", h.modules)
 	api.GET("/modules/:module/trend", h.trend)
 	api.GET("/tools", h.tools)
