@@ -72,6 +72,7 @@ func commands() []command {
 		{"seed", "create or update every catalog persona through the admin API", (*app).cmdSeed},
 		{"list", "list the personas that exist (admin API)", (*app).cmdList},
 		{"show", "show one persona with its recent actions and feedback", (*app).cmdShow},
+		{"trends", "module ratings with regressions flagged, or one module's weekly trend", (*app).cmdTrends},
 		{"cleanup", "delete personas that are not in the catalog", (*app).cmdCleanup},
 	}
 }
