@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/mana/personas/pkg/personas"
 )
 
@@ -56,10 +58,13 @@ type Program[C any] struct {
 }
 
 func (p Program[C]) usage() string {
-	return fmt.Sprintf(`usage: %[1]s [serve|migrate]
+	return fmt.Sprintf(`usage: %[1]s [serve|migrate|backfill [batchSize]]
 
-  serve    serve %[2]s on $LISTEN_HOST:$PORT (default)
-  migrate  apply pending database migrations to $DATABASE_URL and exit
+  serve     serve %[2]s on $LISTEN_HOST:$PORT (default)
+  migrate   apply pending database migrations to $DATABASE_URL and exit
+  backfill  rebuild the insight rollups from the stored actions and feedback,
+            batchSize personas per transaction (default 100); idempotent, and
+            resumes where an interrupted run stopped
 
 Configuration comes from the environment; see the README.
 `, p.Name, p.Serves)
@@ -73,8 +78,22 @@ func Run[C any](ctx context.Context, p Program[C], args []string, getenv func(st
 	if len(args) > 0 {
 		cmd = args[0]
 	}
+	batch := defaultBackfillBatch
 	switch cmd {
 	case "serve", "migrate":
+	case "backfill":
+		if len(args) > 2 {
+			_, _ = fmt.Fprintf(stderr, "backfill takes at most one argument\n%s", p.usage())
+			return 2
+		}
+		if len(args) == 2 {
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 1 || n > personas.MaxBackfillBatch {
+				_, _ = fmt.Fprintf(stderr, "batchSize must be an integer from 1 to %d\n%s", personas.MaxBackfillBatch, p.usage())
+				return 2
+			}
+			batch = n
+		}
 	case "-h", "--help", "help":
 		_, _ = fmt.Fprint(stdout, p.usage())
 		return 0
@@ -111,6 +130,10 @@ func Run[C any](ctx context.Context, p Program[C], args []string, getenv func(st
 		return 0
 	}
 
+	if cmd == "backfill" {
+		return backfill(ctx, db, batch, logger)
+	}
+
 	logger.Info("starting", "config", cfg)
 	if set.AutoMigrate {
 		go personas.MigrateUntilDone(ctx, db, logger)
@@ -135,6 +158,28 @@ func Run[C any](ctx context.Context, p Program[C], args []string, getenv func(st
 		logger.Error("server stopped", "error", err.Error())
 		return 1
 	}
+	return 0
+}
+
+// defaultBackfillBatch is backfill's batch size in personas.
+const defaultBackfillBatch = 100
+
+// backfill rebuilds the rollups, logging progress per batch.
+func backfill(ctx context.Context, db *bun.DB, batch int, logger *slog.Logger) int {
+	if err := personas.New(db).CheckSchema(ctx); err != nil {
+		logger.Error("backfill", "error", err.Error())
+		return 1
+	}
+	start := time.Now()
+	res, err := personas.New(db).BackfillRollups(ctx, batch, func(done int) {
+		logger.Info("backfill progress", "personas", done)
+	})
+	if err != nil {
+		logger.Error("backfill failed; run it again to resume", "error", err.Error(), "personas", res.Personas)
+		return 1
+	}
+	logger.Info("backfill done", "personas", res.Personas, "batches", res.Batches, "resumed", res.Resumed,
+		"seconds", time.Since(start).Seconds())
 	return 0
 }
 

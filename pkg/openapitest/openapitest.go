@@ -7,8 +7,11 @@ package openapitest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -17,10 +20,32 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
+// registerDecoders teaches the validator the streamed formats our
+// documents use besides JSON (once per process: kin-openapi keeps
+// decoders in a package-level table).
+var registerDecoders = sync.OnceFunc(func() {
+	// NDJSON: every line must be a JSON object; the body is checked as a string.
+	openapi3filter.RegisterBodyDecoder("application/x-ndjson",
+		func(r io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+			raw, err := io.ReadAll(r)
+			if err != nil {
+				return nil, err
+			}
+			for i, line := range bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n")) {
+				if len(line) > 0 && (line[0] != '{' || !json.Valid(line)) {
+					return nil, fmt.Errorf("line %d is not a JSON object", i+1)
+				}
+			}
+			return string(raw), nil
+		})
+	openapi3filter.RegisterBodyDecoder("text/csv", openapi3filter.FileBodyDecoder)
+})
+
 // Router loads and validates doc and returns a router matching any host.
 // It fails t when the document is invalid.
 func Router(t testing.TB, doc []byte) routers.Router {
 	t.Helper()
+	registerDecoders()
 	spec, err := openapi3.NewLoader().LoadFromData(doc)
 	if err != nil {
 		t.Fatalf("openapitest: load document: %v", err)

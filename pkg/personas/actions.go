@@ -210,7 +210,8 @@ func writePersonaCTE(tok string) string {
 
 // insertActionsSQL: ?0 persona id, ?1 now, ?2 rows as JSON (ids unique),
 // ?3 the hour, ?4 the lease token or NULL. The insert reads from the
-// persona update, so the persona row is locked first.
+// persona update, so the persona row is locked first; the hourly bucket
+// and the daily rollups (rollups.go) add up what the insert returned.
 var insertActionsSQL = `
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, seq integer, tool_name text,
@@ -221,14 +222,14 @@ WITH r AS (
     SELECT r.id, p.user_id, r.tick_id, r.seq, r.tool_name, r.input_hash, r.result, r.error_message, r.latency_ms, ?1::timestamptz
       FROM p, r
         ON CONFLICT (persona_id, id) DO NOTHING
- RETURNING 1
+ RETURNING tool_name, result, error_message, latency_ms
 ), n AS (
     SELECT count(*) AS written FROM ins
 ), bucket AS (
     INSERT INTO personas.persona_activity_hourly AS h (persona_id, hour, actions)
     SELECT ?0::text, ?3::timestamptz, n.written FROM n WHERE n.written > 0
         ON CONFLICT (persona_id, hour) DO UPDATE SET actions = h.actions + EXCLUDED.actions
-)
+)` + actionRollupCTEs + `
 SELECT (SELECT count(*) FROM p) AS found, (SELECT written FROM n) AS written,
        COALESCE((SELECT stale FROM p), false) AS stale`
 

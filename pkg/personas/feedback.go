@@ -149,7 +149,8 @@ SELECT module, avg(rating)::float8 AS avg_rating, count(*) AS count,
 
 // insertFeedbackSQL: ?0 persona id, ?1 now, ?2 rows as JSON (ids unique),
 // ?3 the lease token or NULL. Like actions, the insert
-// reads from the persona update, which therefore runs first.
+// reads from the persona update, which therefore runs first; the rollups
+// (rollups.go) add up what the insert returned.
 var insertFeedbackSQL = `
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, module text, rating smallint, notes text)
@@ -158,7 +159,7 @@ WITH r AS (
     SELECT r.id, p.user_id, r.tick_id, r.module, r.rating, r.notes, ?1::timestamptz
       FROM p, r
         ON CONFLICT (persona_id, id) DO NOTHING
- RETURNING 1
-)
+ RETURNING module, rating
+)` + feedbackRollupCTEs + `
 SELECT (SELECT count(*) FROM p) AS found, (SELECT count(*) FROM ins) AS written,
        COALESCE((SELECT stale FROM p), false) AS stale`

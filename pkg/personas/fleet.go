@@ -89,6 +89,15 @@ type FleetCounts struct {
 	LastTickStatus map[string]int `bun:"-" json:"lastTickStatus"`
 }
 
+// overdueSQL is FleetCounts' overdue rule over a personas row; arguments
+// as there: dueArgs(now), then now − grace and its hour.
+const overdueSQL = `enabled AND quarantined_at IS NULL AND (
+           (last_done_at IS NULL AND created_at <= ?5 AND (tick_cadence <> 'weekdays' OR ?4))
+        OR (tick_cadence = 'hourly' AND last_done_at < ?6)
+        OR (tick_cadence <> 'hourly' AND (tick_cadence = 'daily' OR ?4) AND last_done_at < ?2
+            AND COALESCE(tick_hour, auto_tick_hour) <= ?3
+            AND ?2::timestamptz + make_interval(hours => COALESCE(tick_hour, auto_tick_hour)) <= ?5))`
+
 // FleetCounts counts personas by state in one pass over personas (no tick
 // or action table is read). Overdue: enabled, not quarantined, and due by
 // the schedule (leases and backoff aside) for longer than grace — since
@@ -105,12 +114,7 @@ SELECT count(*) AS personas,
        count(*) FILTER (WHERE lease_expires_at > ?0) AS leased,
        count(*) FILTER (WHERE quarantined_at IS NOT NULL) AS quarantined,
        count(*) FILTER (WHERE quarantined_at IS NULL AND next_attempt_at > ?0) AS backing_off,
-       count(*) FILTER (WHERE enabled AND quarantined_at IS NULL AND (
-           (last_done_at IS NULL AND created_at <= ?5 AND (tick_cadence <> 'weekdays' OR ?4))
-        OR (tick_cadence = 'hourly' AND last_done_at < ?6)
-        OR (tick_cadence <> 'hourly' AND (tick_cadence = 'daily' OR ?4) AND last_done_at < ?2
-            AND COALESCE(tick_hour, auto_tick_hour) <= ?3
-            AND ?2::timestamptz + make_interval(hours => COALESCE(tick_hour, auto_tick_hour)) <= ?5))) AS overdue,
+       count(*) FILTER (WHERE `+overdueSQL+`) AS overdue,
        COALESCE((SELECT paused FROM personas.runner_state), false) AS paused
   FROM personas.personas`, args...).Scan(ctx, &c)
 	if err != nil {

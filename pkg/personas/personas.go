@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"math"
 	"net/mail"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // Cadence is how often a persona should live a day in the product.
@@ -42,6 +46,8 @@ const (
 	MaxModules         = 50
 	MaxModuleLen       = 64
 	MaxModuleWeight    = 1000
+	MaxTags            = 10
+	MaxTagLen          = 32
 )
 
 // Persona is one synthetic user. UserID is the mana-auth user id.
@@ -67,6 +73,7 @@ type Persona struct {
 	NextAttemptAt       *time.Time `bun:"next_attempt_at" json:"nextAttemptAt"`
 	QuarantinedAt       *time.Time `bun:"quarantined_at" json:"quarantinedAt"`
 	Enabled             bool       `bun:"enabled" json:"enabled"`
+	Tags                []string   `bun:"tags,array" json:"tags"`
 	// OwnTickHour is the tick hour set in the catalog (nil: derived).
 	OwnTickHour        *int        `bun:"tick_hour" json:"-"`
 	AutoTickHour       int         `bun:"auto_tick_hour" json:"-"`
@@ -131,6 +138,11 @@ type PersonaInput struct {
 	// persona is due each day; nil derives it from the user id
 	// (DefaultTickHour), spreading the fleet over the day.
 	TickHour *int
+	// Tags label the persona ("chaos": makes mistakes on purpose, left out
+	// of regression verdicts by default): lowercase slugs ([a-z0-9] words
+	// joined by "-"), at most MaxTags of at most MaxTagLen characters,
+	// stored sorted without repeats. Nil means none.
+	Tags []string
 }
 
 // Check adds every problem with the persona's own fields to p, by the admin
@@ -152,6 +164,7 @@ func (in *PersonaInput) Check(p *Problems) {
 	if in.TickHour != nil && (*in.TickHour < 0 || *in.TickHour > 23) {
 		p.Add("tickHour", "must be an integer from 0 to 23")
 	}
+	CheckTags(p, "tags", in.Tags)
 	if len(in.ModuleMix) == 0 {
 		p.Add("moduleMix", "must name at least one module")
 	}
@@ -173,6 +186,32 @@ func (in *PersonaInput) Validate() error {
 	checkText(&p, "userId", in.UserID, 1, MaxUserIDLen)
 	in.Check(&p)
 	return p.Err()
+}
+
+var tagPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// CheckTags adds every problem with a list of tags (persona tags, or tag
+// filters) to p under field.
+func CheckTags(p *Problems, field string, tags []string) {
+	if len(tags) > MaxTags {
+		p.Add(field, "at most %d tags", MaxTags)
+	}
+	for i, t := range tags {
+		f := field + "[" + strconv.Itoa(i) + "]"
+		switch {
+		case len(t) > MaxTagLen:
+			p.Add(f, "must be at most %d characters", MaxTagLen)
+		case !tagPattern.MatchString(t):
+			p.Add(f, "must be a lowercase slug: letters a-z and digits, words joined by '-'")
+		}
+	}
+}
+
+// normTags sorts and deduplicates tags (never nil).
+func normTags(tags []string) []string {
+	out := append([]string{}, tags...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func checkText(p *Problems, field, v string, minLen, maxLen int) {
@@ -210,18 +249,20 @@ func (s *Store) UpsertPersona(ctx context.Context, in PersonaInput) (created boo
 	now := s.Now()
 	err = s.db.NewRaw(`
 INSERT INTO personas.personas AS p
-       (user_id, email, name, archetype, system_prompt, module_mix, tick_cadence, tick_hour, created_at, updated_at)
-VALUES (?0, ?1, ?2, ?3, ?4, ?5::jsonb, ?6, ?8::smallint, ?7, ?7)
+       (user_id, email, name, archetype, system_prompt, module_mix, tick_cadence, tick_hour, tags, created_at, updated_at)
+VALUES (?0, ?1, ?2, ?3, ?4, ?5::jsonb, ?6, ?8::smallint, ?9::text[], ?7, ?7)
 ON CONFLICT (user_id) DO UPDATE
    SET email = EXCLUDED.email, name = EXCLUDED.name, archetype = EXCLUDED.archetype,
        system_prompt = EXCLUDED.system_prompt, module_mix = EXCLUDED.module_mix,
-       tick_cadence = EXCLUDED.tick_cadence, tick_hour = EXCLUDED.tick_hour, updated_at = EXCLUDED.updated_at
- WHERE (p.email, p.name, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence, p.tick_hour)
+       tick_cadence = EXCLUDED.tick_cadence, tick_hour = EXCLUDED.tick_hour, tags = EXCLUDED.tags,
+       updated_at = EXCLUDED.updated_at
+ WHERE (p.email, p.name, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence, p.tick_hour, p.tags)
        IS DISTINCT FROM
        (EXCLUDED.email, EXCLUDED.name, EXCLUDED.archetype, EXCLUDED.system_prompt, EXCLUDED.module_mix,
-        EXCLUDED.tick_cadence, EXCLUDED.tick_hour)
+        EXCLUDED.tick_cadence, EXCLUDED.tick_hour, EXCLUDED.tags)
 RETURNING (xmax = 0) AS created`,
 		in.UserID, in.Email, in.Name, in.Archetype, in.SystemPrompt, string(mix), string(cadence), now, in.TickHour,
+		pgdialect.Array(normTags(in.Tags)),
 	).Scan(ctx, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The row exists and already says all this: nothing to change, and

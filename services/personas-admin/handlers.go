@@ -48,6 +48,7 @@ type personaJSON struct {
 	CreatedAt    string             `json:"createdAt"`
 	UpdatedAt    string             `json:"updatedAt"`
 	Actions7d    int64              `json:"actions7d"`
+	Tags         []string           `json:"tags"`
 
 	// The schedule and run state (see pkg/personas: Due, FinishTick).
 	TickHour            int           `json:"tickHour"`
@@ -79,12 +80,16 @@ func newPersonaJSON(p *personas.Persona, actions7d int64) personaJSON {
 	if mix == nil {
 		mix = map[string]float64{}
 	}
+	tags := p.Tags
+	if tags == nil {
+		tags = []string{}
+	}
 	out := personaJSON{
 		UserID: p.UserID, Email: p.Email, Name: p.Name, Archetype: p.Archetype,
 		SystemPrompt: p.SystemPrompt, ModuleMix: mix, TickCadence: p.TickCadence,
 		LastActiveAt: edge.ISOTimePtr(p.LastActiveAt), CreatedAt: edge.ISOTime(p.CreatedAt), UpdatedAt: edge.ISOTime(p.UpdatedAt),
-		Actions7d: actions7d,
-		TickHour:  p.TickHour, Enabled: p.Enabled, Quarantined: p.Quarantined,
+		Actions7d: actions7d, Tags: tags,
+		TickHour: p.TickHour, Enabled: p.Enabled, Quarantined: p.Quarantined,
 		ConsecutiveFailures: p.ConsecutiveFailures, NextAttemptAt: edge.ISOTimePtr(p.NextAttemptAt),
 	}
 	if p.LastTick != nil {
@@ -112,6 +117,7 @@ type upsertRequest struct {
 	// goes back to the derived hour, an integer sets it.
 	TickHour    *int
 	TickHourSet bool
+	Tags        *[]string // nil: keep the persona's tags (none on create)
 }
 
 // readUpsert reads and validates the body, reporting every problem by its
@@ -145,6 +151,16 @@ func readUpsert(c echo.Context) (*upsertRequest, error) {
 					n := int(max(min(v, 1<<31), -(1 << 31))) // the store's range check reports it
 					r.TickHour = &n
 				}
+			case "tags":
+				tags := []string{}
+				_, over, _ := d.Array(key, personas.MaxTags, func(i int) {
+					t, _ := d.String(jsondec.Index(key, i), personas.MaxTagLen+1)
+					tags = append(tags, t)
+				})
+				if over {
+					p.Add(key, "at most %d tags", personas.MaxTags)
+				}
+				r.Tags = &tags
 			case "moduleMix":
 				r.ModuleMix = map[string]float64{}
 				d.Object(key, func(module string) {
@@ -188,6 +204,9 @@ func (r *upsertRequest) input(userID, defaultName string) personas.PersonaInput 
 		in.TickCadence = personas.Cadence(*r.TickCadence)
 	}
 	in.TickHour = r.TickHour
+	if r.Tags != nil {
+		in.Tags = *r.Tags
+	}
 	return in
 }
 
@@ -250,6 +269,9 @@ func (h *handlers) upsert(c echo.Context) error {
 		}
 		if !req.TickHourSet {
 			in.TickHour = existing.OwnTickHour
+		}
+		if req.Tags == nil {
+			in.Tags = existing.Tags
 		}
 	}
 	created, err := h.store.UpsertPersona(ctx, in)

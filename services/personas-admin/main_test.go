@@ -155,6 +155,19 @@ func TestRun(t *testing.T) {
 		require.Contains(t, out.String(), "migrations applied")
 	})
 
+	t.Run("Backfill", func(t *testing.T) {
+		t.Parallel()
+		dsn := personastest.NewDSN(t)
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{"backfill", "50"}, env(map[string]string{"DATABASE_URL": dsn}), &out, &errOut)
+		require.Equal(t, 0, code, out.String())
+		require.Contains(t, out.String(), "backfill done")
+
+		out.Reset()
+		require.Equal(t, 2, run(context.Background(), []string{"backfill", "0"}, env(nil), &out, &errOut))
+		require.Contains(t, errOut.String(), "batchSize")
+	})
+
 	t.Run("ServesWhileManaAuthIsUnreachable", func(t *testing.T) {
 		t.Parallel()
 		// A port nobody listens on: mana-auth refuses connections.

@@ -65,6 +65,16 @@ func newServer(store *personas.Store, auth identity, verifier tokenVerifier, log
 	api.POST("/:id/unquarantine", h.unquarantine)
 	api.GET("/:id/ticks", h.listTicks)
 	api.GET("/:id/ticks/:tickId", h.getTick)
+
+	// Insight (insight.go): product-wide views over the store's rollups,
+	// and their alerting figures on /metrics (insight_metrics.go).
+	srv.Registry.MustRegister(newInsightMetrics(store, logger))
+	api.GET("/modules", h.modules)
+	api.GET("/modules/:module/trend", h.trend)
+	api.GET("/tools", h.tools)
+	api.GET("/overview", h.overview)
+	api.GET("/feedback", h.feedback)
+	api.GET("/export/:kind", h.export)
 	return srv
 }
 

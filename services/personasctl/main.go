@@ -72,6 +72,7 @@ func commands() []command {
 		{"seed", "create or update every catalog persona through the admin API", (*app).cmdSeed},
 		{"list", "list the personas that exist (admin API)", (*app).cmdList},
 		{"show", "show one persona with its recent actions and feedback", (*app).cmdShow},
+		{"trends", "module ratings with regressions flagged, or one module's weekly trend", (*app).cmdTrends},
 		{"cleanup", "delete personas that are not in the catalog", (*app).cmdCleanup},
 		{"fleet", "show whether the fleet is paused", cmdFleet("fleet", "Show whether the whole fleet is paused, since when and by whom.", nil)},
 		{"pause", "pause the whole fleet (runners get no personas)", cmdFleet("pause",
