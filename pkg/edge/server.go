@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,7 +216,16 @@ func oneLargeBody(threshold int64) echo.MiddlewareFunc {
 			case <-req.Context().Done():
 				return req.Context().Err()
 			}
-			defer func() { <-slot }()
+			defer func() {
+				// Hand the garbage back now, so that queued large batches
+				// peak one at a time instead of stacking up.
+				debug.FreeOSMemory()
+				<-slot
+			}()
+			// The wait is not the client's slowness: give the body the
+			// whole read allowance from now (still inside the request's
+			// deadline), so a queued valid batch is not answered 408.
+			_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(ReadTimeout))
 			return next(c)
 		}
 	}

@@ -2,6 +2,7 @@ package personas
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -171,7 +172,7 @@ func (s *Store) InsertActions(ctx context.Context, personaID string, rows []Acti
 	now := s.Now()
 	var found, written int
 	var stale bool
-	err = s.queryRowPrepared(ctx, "insertActions", personaID, now, string(raw), now.Truncate(time.Hour), opts.tokenArg()).
+	err = s.queryRowPrepared(ctx, "insertActions", personaID, now, json.RawMessage(raw), now.Truncate(time.Hour), opts.tokenArg()).
 		Scan(&found, &written, &stale)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("insert actions: %w", translate(err))

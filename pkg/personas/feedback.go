@@ -2,6 +2,7 @@ package personas
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -91,7 +92,7 @@ func (s *Store) InsertFeedback(ctx context.Context, personaID string, rows []Fee
 	}
 	var found, written int
 	var stale bool
-	err = s.queryRowPrepared(ctx, "insertFeedback", personaID, s.Now(), string(raw), opts.tokenArg()).
+	err = s.queryRowPrepared(ctx, "insertFeedback", personaID, s.Now(), json.RawMessage(raw), opts.tokenArg()).
 		Scan(&found, &written, &stale)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("insert feedback: %w", translate(err))
