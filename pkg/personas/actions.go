@@ -148,8 +148,12 @@ func (s *Store) InsertActions(ctx context.Context, personaID string, rows []Acti
 	if err := opts.Validate(); err != nil {
 		return WriteResult{}, err
 	}
-	payload := make([]actionRow, 0, len(rows))
-	seen := make(map[string]struct{}, len(rows))
+	// Nothing below the encoding refers to rows or payload again, so the
+	// GC may reclaim them while the statement runs (a batch can be tens of
+	// MB): only its JSON stays alive.
+	n := len(rows)
+	payload := make([]actionRow, 0, n)
+	seen := make(map[string]struct{}, n)
 	for i, r := range rows {
 		idx := i
 		if r.Seq != nil {
@@ -180,7 +184,7 @@ func (s *Store) InsertActions(ctx context.Context, personaID string, rows []Acti
 	if found == 0 {
 		return WriteResult{}, ErrNotFound
 	}
-	return WriteResult{Written: written, Duplicates: len(rows) - written, StaleLease: stale}, nil
+	return WriteResult{Written: written, Duplicates: n - written, StaleLease: stale}, nil
 }
 
 // writePersonaCTE is the first step of both write statements: it locks the
