@@ -9,6 +9,10 @@
 // The server comes from DATABASE_URL, or postgres@127.0.0.1:5432. If it does
 // not answer, the test fails with instructions: tests never skip for a
 // missing database.
+//
+// A test that must stop, restart or crash its server takes a whole one of
+// its own instead: PrivateCluster (initdb and pg_ctl on a free port). The
+// shared server is never stopped or reconfigured by a test.
 package dbtest
 
 import (

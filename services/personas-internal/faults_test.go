@@ -82,10 +82,18 @@ func newFaultEnv(t *testing.T, dsn string, maxConns int, cfg Config) *faultEnv {
 	}))
 	sqldb.SetMaxOpenConns(maxConns)
 	sqldb.SetMaxIdleConns(maxConns)
-	db := bun.NewDB(sqldb, pgdialect.New())
+	env.serve(t, bun.NewDB(sqldb, pgdialect.New()), cfg)
+	return env
+}
+
+// serve starts personas-internal over db (closed when t ends), with an
+// admin pool of the test's own on env.dsn.
+func (env *faultEnv) serve(t *testing.T, db *bun.DB, cfg Config) {
+	t.Helper()
 	t.Cleanup(func() { _ = db.Close() })
 	env.store = personas.New(db)
-	env.admin, err = sql.Open("pgx", dsn)
+	var err error
+	env.admin, err = sql.Open("pgx", env.dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = env.admin.Close() })
 
@@ -95,7 +103,6 @@ func newFaultEnv(t *testing.T, dsn string, maxConns int, cfg Config) *faultEnv {
 	env.srv = newServer(cfg, env.store, logger)
 	env.ts = httptest.NewServer(env.srv.Echo)
 	t.Cleanup(env.ts.Close)
-	return env
 }
 
 func (env *faultEnv) persona(t *testing.T, id string) {
