@@ -365,6 +365,10 @@ func TestGatewayProxies(t *testing.T) {
 				{name: "AdminCreate", method: http.MethodPost, path: "/api/v1/personas/admin", backend: "personas-admin"},
 				{name: "AdminDetail", method: http.MethodGet, path: "/api/v1/personas/admin/u1", backend: "personas-admin"},
 				{name: "AdminDelete", method: http.MethodDelete, path: "/api/v1/personas/admin/u1", backend: "personas-admin"},
+				// Admin dashboard, served by personas-admin under /personas/ only.
+				{name: "Dashboard", method: http.MethodGet, path: "/personas/", backend: "personas-admin"},
+				{name: "DashboardAsset", method: http.MethodGet, path: "/personas/assets/index-abc.js", backend: "personas-admin"},
+				{name: "DashboardLookAlike", method: http.MethodGet, path: "/personasx/"},
 				{name: "AuthLogin", method: http.MethodPost, path: "/api/v1/auth/login", backend: "mana-auth"},
 				{name: "AuthRegister", method: http.MethodPost, path: "/api/v1/auth/register", backend: "mana-auth"},
 				{name: "AuthJWKS", method: http.MethodGet, path: "/api/auth/jwks", backend: "mana-auth"},

@@ -56,6 +56,11 @@ func newServer(store *personas.Store, auth identity, verifier tokenVerifier, log
 	api.GET("", h.list)
 	api.GET("/:id", h.detail)
 	api.DELETE("/:id", h.remove)
+
+	// Dashboard (ui.go): the embedded SPA at /personas/, public (it holds no
+	// data; every call it makes carries the admin JWT).
+	registerUI(e)
+
 	return srv
 }
 

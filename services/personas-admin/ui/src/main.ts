@@ -164,3 +164,9 @@ window.addEventListener("unhandledrejection", (e) => {
 });
 void boot();
 
+
+// The skip link must not change the hash (that is the router's): focus instead.
+document.querySelector<HTMLAnchorElement>("a.skip")?.addEventListener("click", (e) => {
+  e.preventDefault();
+  document.getElementById("main")?.focus();
+});
