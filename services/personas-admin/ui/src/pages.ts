@@ -8,6 +8,20 @@ import { badge, confirmDialog, empty, errorPanel, loading, notAvailable, statusB
 
 export interface Page { refresh(): Promise<void>; dispose?(): void }
 
+/**
+ * For endpoints that arrive later (runner, overview, modules, feedback):
+ * until they exist, their paths fall to GET /:id and answer 404 "Persona
+ * not found", so any 404 of theirs means "not available yet".
+ */
+async function optional<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof ApiError && e.kind === "not-found") throw new ApiError("not-available", 404, "not available yet");
+    throw e;
+  }
+}
+
 /** Errors that end the session view are rethrown to main; the rest become panels. */
 function fatal(err: unknown): boolean {
   return err instanceof ApiError && (err.kind === "signed-out" || err.kind === "forbidden");
@@ -74,7 +88,7 @@ export function overviewPage(main: HTMLElement): Page {
 
   const refresh = async () => {
     await Promise.all([
-      drawRunner(() => api<{ paused: boolean; updatedAt?: string; updatedBy?: string | null }>("GET", "/runner"), (r) => {
+      drawRunner(() => optional(api<{ paused: boolean; updatedAt?: string; updatedBy?: string | null }>("GET", "/runner")), (r) => {
         const btn = h("button", { type: "button", id: "fleet-toggle", class: r.paused ? "primary" : "danger" }, r.paused ? "Resume the fleet" : "Pause the fleet");
         btn.addEventListener("click", async () => {
           const ok = await confirmDialog(r.paused
@@ -97,7 +111,7 @@ export function overviewPage(main: HTMLElement): Page {
           stat("leased now", leased, undefined, "list-leased"),
           stat("actions, 7 days", personas.reduce((a, p) => a + (p.actions7d || 0), 0), undefined, "list-actions7d"));
       }),
-      drawOv(() => api<Overview>("GET", `/overview${qs({ window: win })}`), (o) => {
+      drawOv(() => optional(api<Overview>("GET", `/overview${qs({ window: win })}`)), (o) => {
         const p = o.personas ?? {};
         const t = o.ticks ?? {};
         return [
@@ -141,7 +155,7 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
   const search = h("input", { id: "f-q", type: "search", value: state.q, placeholder: "name or email", autocomplete: "off" });
   const arch = h("select", { id: "f-archetype" }, h("option", { value: "" }, "all"));
   const cad = h("select", { id: "f-cadence" }, h("option", { value: "" }, "all"), CADENCES.map((c) => h("option", { value: c, selected: c === state.cadence }, c)));
-  const size = h("select", { id: "f-limit" }, [10, 25, 50, 100].map((n) => h("option", { value: n, selected: n === state.limit }, n)));
+  const size = h("select", { id: "f-limit" }, [5, 10, 25, 50, 100].map((n) => h("option", { value: n, selected: n === state.limit }, n)));
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter personas" },
     h("div", null, h("label", { for: "f-q" }, "Search"), search),
     h("div", null, h("label", { for: "f-archetype" }, "Archetype"), arch),
@@ -381,7 +395,7 @@ export function modulesPage(main: HTMLElement): Page {
   replace(main, h("h1", null, "Modules"), sec.el);
   const draw = region(sec.body, "Module ratings");
   const refresh = async () => {
-    await draw(() => api<{ modules: ModuleRow[] }>("GET", `/modules${qs({ window: win })}`), (r) => (r.modules ?? []).length === 0 ? empty("No ratings in this window.") :
+    await draw(() => optional(api<{ modules: ModuleRow[] }>("GET", `/modules${qs({ window: win })}`)), (r) => (r.modules ?? []).length === 0 ? empty("No ratings in this window.") :
       h("div", { class: "table-wrap" }, h("table", null,
         h("thead", null, h("tr", null, ["Module", "Mean", "Count", "Change", "Personas", "Last rated", ""].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", null, r.modules.map((m) => h("tr", null,
@@ -424,12 +438,12 @@ export function modulePage(main: HTMLElement, module: string): Page {
   return {
     refresh: async () => {
       await Promise.all([
-        dt(() => api<Trend>("GET", `/modules/${encodeURIComponent(module)}/trend${qs({ bucket: "week" })}`), (t) => [
+        dt(() => optional(api<Trend>("GET", `/modules/${encodeURIComponent(module)}/trend${qs({ bucket: "week" })}`)), (t) => [
           t.verdict?.flagged ? h("p", { class: "flagged", "data-flagged": "true" }, badge("flagged", "quarantined"), ` rated worse than its baseline${t.verdict.delta != null ? ` by ${num(Math.abs(t.verdict.delta), 2)}` : ""}`, t.verdict.since ? [" since ", time(t.verdict.since, "absolute")] : null)
             : h("p", { "data-flagged": "false" }, "Not flagged."),
           trendChart({ ...t, module }),
         ]),
-        dn(() => api<{ feedback: Feedback[] }>("GET", `/feedback${qs({ module, maxRating: 2, limit: 20 })}`), (r) => notesList(r.feedback ?? [])),
+        dn(() => optional(api<{ feedback: Feedback[] }>("GET", `/feedback${qs({ module, maxRating: 2, limit: 20 })}`)), (r) => notesList(r.feedback ?? [])),
       ]);
     },
   };
@@ -458,7 +472,7 @@ export function notesPage(main: HTMLElement, q: URLSearchParams): Page {
   replace(main, h("h1", null, "Notes"), form, sec.el, h("nav", { class: "pager", "aria-label": "Pages" }, more));
   const draw = region(sec.body, "Notes feed");
   const refresh = async () => {
-    const r = await draw(() => api<{ feedback: Feedback[]; nextCursor?: string | null }>("GET", `/feedback${qs({ module: f.module, maxRating: f.maxRating, cursor: cursors[idx], limit: 50 })}`), (r) => notesList(r.feedback ?? []));
+    const r = await draw(() => optional(api<{ feedback: Feedback[]; nextCursor?: string | null }>("GET", `/feedback${qs({ module: f.module, maxRating: f.maxRating, cursor: cursors[idx], limit: 50 })}`)), (r) => notesList(r.feedback ?? []));
     next = r?.nextCursor ?? null;
     more.hidden = !next;
   };
