@@ -49,7 +49,9 @@ func TestDashboard(t *testing.T) {
 	}
 
 	ctx := context.Background()
+	start := time.Now()
 	s := startStack(t)
+	t.Logf("stack up after %s", time.Since(start).Round(time.Millisecond))
 	token := s.adminToken(t)
 
 	// The catalog, seeded as an operator does.
@@ -99,6 +101,7 @@ func TestDashboard(t *testing.T) {
 	login, err := auth.Login(ctx, userEmail, userPassword)
 	require.NoError(t, err)
 
+	t.Logf("seeded after %s", time.Since(start).Round(time.Millisecond))
 	shots := os.Getenv("DASHBOARD_SHOTS_DIR")
 	if shots == "" {
 		shots = filepath.Join(root, ".dev", "dashboard-shots")
