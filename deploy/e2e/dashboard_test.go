@@ -68,7 +68,7 @@ func TestDashboard(t *testing.T) {
 	require.NoError(t, err)
 	notes := []string{"Hat gut geklappt.", "Die Suche war langsam, ich habe aufgegeben.", "Übersichtlich, aber zu viele Klicks."}
 	for i, p := range list {
-		if i%3 == 2 {
+		if p.Email == "persona.maya@mana.test" || p.Email == "persona.kai@mana.test" {
 			continue // some personas stay without activity
 		}
 		for tick := range 2 {

@@ -90,6 +90,7 @@ cat <<MSG
 The system is up. Logs: .dev/logs/{mana-auth-dev,personas-internal,personas-admin,gateway}.log
 
   gateway            http://localhost:3060   (the platform's API port)
+  dashboard          http://localhost:3060/personas/   (sign in: ${MANA_AUTH_DEV_ADMIN_EMAIL:-admin@mana.test} / ${MANA_AUTH_DEV_ADMIN_PASSWORD:-mana-dev-admin-password})
   personas-internal  http://localhost:3061
   personas-admin     http://localhost:3062
   mana-auth-dev      http://localhost:3001   (development stand-in)

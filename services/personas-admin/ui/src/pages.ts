@@ -203,14 +203,14 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
       h("thead", null, h("tr", null, th("Name", "name"), th("Archetype", "archetype"), th("Cadence", "tickCadence"), th("Last tick", "lastTick"),
         th("Actions 7 d", "actions7d"), th("Failures", "consecutiveFailures"), th("Lease", "lease"), h("th", { scope: "col" }, "Status"))),
       h("tbody", null, list.map((p) => h("tr", { "data-id": p.userId },
-        h("td", null, h("a", { href: personaHref(p.userId) }, p.name || p.email), h("div", { class: "muted small" }, p.email)),
-        h("td", null, p.archetype),
-        h("td", null, p.tickCadence),
-        h("td", null, p.lastTick ? [badge(p.lastTick.status), " ", time(p.lastTick.finishedAt)] : p.lastActiveAt ? ["active ", time(p.lastActiveAt)] : h("span", { class: "muted" }, "never")),
-        h("td", { class: "num", "data-col": "actions7d" }, num(p.actions7d)),
-        h("td", { class: "num" }, p.consecutiveFailures === undefined ? "—" : num(p.consecutiveFailures)),
-        h("td", null, p.lease ? [h("code", null, p.lease.runnerId), " until ", time(p.lease.expiresAt)] : h("span", { class: "muted" }, "—")),
-        h("td", null, statusBadges(p))))))));
+        h("td", { "data-label": "Name" }, h("a", { href: personaHref(p.userId) }, p.name || p.email), h("div", { class: "muted small" }, p.email)),
+        h("td", { "data-label": "Archetype" }, p.archetype),
+        h("td", { "data-label": "Cadence" }, p.tickCadence),
+        h("td", { "data-label": "Last tick" }, p.lastTick ? [badge(p.lastTick.status), " ", time(p.lastTick.finishedAt)] : p.lastActiveAt ? ["active ", time(p.lastActiveAt)] : h("span", { class: "muted" }, "never")),
+        h("td", { class: "num", "data-col": "actions7d", "data-label": "Actions 7 d" }, num(p.actions7d)),
+        h("td", { class: "num", "data-label": "Failures" }, p.consecutiveFailures === undefined ? "—" : num(p.consecutiveFailures)),
+        h("td", { "data-label": "Lease" }, p.lease ? [h("code", null, p.lease.runnerId), " until ", time(p.lease.expiresAt)] : h("span", { class: "muted" }, "—")),
+        h("td", { "data-label": "Status" }, statusBadges(p))))))));
   };
 
   const refresh = async () => {
