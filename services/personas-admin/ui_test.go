@@ -16,7 +16,13 @@ import (
 	"github.com/mana/personas/pkg/edge"
 )
 
-func uiGet(t *testing.T, url string) (*http.Response, string) {
+// uiResp is what the UI tests look at: the body is read and closed.
+type uiResp struct {
+	StatusCode int
+	Header     http.Header
+}
+
+func uiGet(t *testing.T, url string) (uiResp, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
 	require.NoError(t, err)
@@ -25,7 +31,7 @@ func uiGet(t *testing.T, url string) (*http.Response, string) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return resp, string(b)
+	return uiResp{StatusCode: resp.StatusCode, Header: resp.Header}, string(b)
 }
 
 func requireSecurityHeaders(t *testing.T, h http.Header) {
