@@ -206,11 +206,11 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
         h("td", { "data-label": "Name" }, h("a", { href: personaHref(p.userId) }, p.name || p.email), h("div", { class: "muted small" }, p.email)),
         h("td", { "data-label": "Archetype" }, p.archetype),
         h("td", { "data-label": "Cadence" }, p.tickCadence),
-        h("td", { "data-label": "Last tick" }, p.lastTick ? [badge(p.lastTick.status), " ", time(p.lastTick.finishedAt)] : p.lastActiveAt ? ["active ", time(p.lastActiveAt)] : h("span", { class: "muted" }, "never")),
+        h("td", { "data-label": "Last tick" }, h("span", null, p.lastTick ? [badge(p.lastTick.status), " ", time(p.lastTick.finishedAt)] : p.lastActiveAt ? ["active ", time(p.lastActiveAt)] : h("span", { class: "muted" }, "never"))),
         h("td", { class: "num", "data-col": "actions7d", "data-label": "Actions 7 d" }, num(p.actions7d)),
         h("td", { class: "num", "data-label": "Failures" }, p.consecutiveFailures === undefined ? "—" : num(p.consecutiveFailures)),
-        h("td", { "data-label": "Lease" }, p.lease ? [h("code", null, p.lease.runnerId), " until ", time(p.lease.expiresAt)] : h("span", { class: "muted" }, "—")),
-        h("td", { "data-label": "Status" }, statusBadges(p))))))));
+        h("td", { "data-label": "Lease" }, h("span", null, p.lease ? [h("code", null, p.lease.runnerId), " until ", time(p.lease.expiresAt)] : h("span", { class: "muted" }, "—"))),
+        h("td", { "data-label": "Status" }, statusBadges(p).length ? h("span", null, statusBadges(p)) : null)))))));
   };
 
   const refresh = async () => {
