@@ -320,6 +320,26 @@ try {
   await U.ctx.close();
   log("ok non-admin sees 'Admin access required'");
 
+  // ---- error states said in words (faults injected at the network layer) ----------
+  step = "error states";
+  const E = await newPage(browser);
+  await E.ctx.route("**/api/auth/token", (route) => route.fulfill({ status: 502, contentType: "application/json", body: JSON.stringify({ error: "Bad Gateway", message: "Upstream service unavailable" }) }));
+  await E.page.goto(`${GW}/personas/`);
+  await E.page.locator("[data-page=auth-down]").waitFor();
+  assert.match(await E.page.textContent("[data-page=auth-down]"), /unavailable/i);
+  await capture(E.page, "auth-down");
+  await E.ctx.close();
+  const M = await newPage(browser);
+  await signIn(M.page, ADMIN);
+  await M.page.locator("[data-stat=list-total]").waitFor();
+  await M.ctx.route("**/api/v1/personas/admin?**", (route) => route.fulfill({ status: 503, contentType: "application/json", headers: { "Retry-After": "1" }, body: JSON.stringify({ error: "Service Unavailable", message: "database schema is behind: run personas-admin migrate" }) }));
+  await M.page.click("nav a[data-nav=personas]");
+  await M.page.locator("#personas-body [data-state=error]").waitFor();
+  assert.match(await M.page.textContent("#personas-body"), /being migrated/);
+  await capture(M.page, "migrating");
+  await M.ctx.close();
+  log("ok mana-auth down and 503 while migrating are explained");
+
   // ---- token renewal before expiry (browser clock fast-forwarded) ------------------
   step = "token renewal";
   const R = await newPage(browser);

@@ -166,7 +166,7 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
   const prev = h("button", { type: "button", id: "page-prev", disabled: true }, "← Previous");
   const nextBtn = h("button", { type: "button", id: "page-next", disabled: true }, "Next →");
   const pos = h("span", { id: "page-pos", class: "muted", "aria-live": "polite" });
-  replace(main, h("h1", null, "Personas"), form, h("section", { class: "panel", "aria-label": "Personas" }, body, h("nav", { class: "pager", "aria-label": "Pages" }, prev, pos, nextBtn)));
+  replace(main, h("h1", null, "Personas"), form, h("section", { class: "panel", "aria-labelledby": "personas-list-title" }, h("h2", { id: "personas-list-title", class: "sr-only" }, "Personas list"), body, h("nav", { class: "pager", "aria-label": "Pages" }, prev, pos, nextBtn)));
 
   const apply = () => {
     state.q = search.value.trim(); state.archetype = arch.value; state.cadence = cad.value; state.limit = Number(size.value);
