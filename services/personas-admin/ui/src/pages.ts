@@ -85,6 +85,7 @@ export function overviewPage(main: HTMLElement): Page {
   const drawFleet = region(fleet.body, "Fleet");
   const drawRunner = region(runner.body, "Runner control");
   const drawOv = region(ov.body, "Fleet overview");
+  let fleetCache: { at: number; data: { personas: Persona[] } } | null = null;
 
   const refresh = async () => {
     await Promise.all([
@@ -101,8 +102,13 @@ export function overviewPage(main: HTMLElement): Page {
         return [h("p", { "data-fleet": r.paused ? "paused" : "running" }, r.paused ? badge("paused") : badge("running", "ok"), " ",
           r.updatedAt ? ["since ", time(r.updatedAt)] : null, r.updatedBy ? ` by ${r.updatedBy}` : null), btn];
       }),
-      // Counts from the list itself: always available, even before /overview exists.
-      drawFleet(() => api<{ personas: Persona[] }>("GET", ""), ({ personas }) => {
+      // Counts from the list itself: always available, even before /overview
+      // exists. The whole list grows with the fleet, so it is read at most
+      // once a minute rather than on every poll.
+      drawFleet(async () => {
+        if (!fleetCache || Date.now() - fleetCache.at > 60_000) fleetCache = { at: Date.now(), data: await api<{ personas: Persona[] }>("GET", "") };
+        return fleetCache.data;
+      }, ({ personas }) => {
         const leased = personas.filter((p) => p.lease && new Date(p.lease.expiresAt).getTime() > Date.now()).length;
         return h("div", { class: "stats" },
           stat("personas", personas.length, "#/personas", "list-total"),
