@@ -8,24 +8,32 @@ GOLANGCI    := $(TOOLS)/golangci-lint
 GOLANGCI_VERSION := v2.15.0
 PACKAGES    := github.com/mana/personas/...
 PROGRAMS    := personas-internal personas-admin personasctl mana-auth-dev
+UI_DIR      := services/personas-admin/ui
 # Finds, starts or installs PostgreSQL and prints its URL (honours DATABASE_URL).
 DB_URL       = $(shell deploy/scripts/db.sh)
 
 FUZZTIME    ?= 10s
 
-.PHONY: help build test fuzz lint fmt bench migrate dev db images clean tools
+.PHONY: help ui build test test-browser fuzz lint fmt bench migrate dev db images clean tools
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build every program into bin/
+# npm ci only when node_modules is missing or older than the lockfile (npm ci
+# writes node_modules/.package-lock.json), so repeated builds stay fast.
+ui: ## build the admin dashboard into services/personas-admin/ui/dist (embedded by personas-admin)
+	@command -v npm >/dev/null || { echo "make ui: npm is missing (Node 20+ with npm: apt-get install -y nodejs npm)" >&2; exit 1; }
+	@cd $(UI_DIR) && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	  npm ci --no-audit --no-fund; fi && npm run --silent build
+
+build: ui ## build every program into bin/ (the dashboard first: personas-admin embeds it)
 	@mkdir -p bin
 	@for p in $(PROGRAMS); do \
 	  if [ -d services/$$p ]; then $(GO) build -trimpath -o bin/$$p ./services/$$p || exit 1; fi; \
 	done
 	@ls bin
 
-test: ## run every test (PostgreSQL and nginx are found, started or installed first)
+test: ui ## run every test, the dashboard's browser tests included (PostgreSQL and nginx are found, started or installed first)
 	@deploy/scripts/deps.sh
 	@url="$$(deploy/scripts/db.sh)"; \
 	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 20m $(PACKAGES)
@@ -39,6 +47,11 @@ fuzz: ## run every Go fuzz target (func Fuzz* in *_test.go) for FUZZTIME each (d
 	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$d || exit 1; \
 	  done; \
 	done
+
+test-browser: ui ## only the dashboard's browser tests (Chromium); screenshots in .dev/dashboard-shots/
+	@deploy/scripts/deps.sh
+	@url="$$(deploy/scripts/db.sh)"; \
+	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 5m -run TestDashboard -v github.com/mana/personas/deploy/e2e
 
 lint: $(GOLANGCI) ## gofmt, go vet, golangci-lint
 	@out="$$(gofmt -l pkg services deploy)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

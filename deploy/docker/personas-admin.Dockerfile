@@ -10,6 +10,16 @@
 # mana-auth stand-in (replaced by ../mana-auth-dev): the binary does not, but
 # go mod download reads every replaced module's go.mod, so that go.mod (and
 # go.sum) is copied, never its source.
+# Dashboard stage: the TypeScript UI, built from its lockfile. The Go build
+# embeds ui/dist (see services/personas-admin/ui.go), so the image always
+# carries the UI of its own commit.
+FROM node:20.19-slim AS ui
+WORKDIR /ui
+COPY services/personas-admin/ui/package.json services/personas-admin/ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY services/personas-admin/ui/ ./
+RUN npm run build
+
 FROM golang:1.26 AS build
 ENV CGO_ENABLED=0 GOWORK=off GOFLAGS=-buildvcs=false
 WORKDIR /src/services/personas-admin
@@ -20,6 +30,7 @@ COPY services/personas-admin/go.* ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY pkg/ /src/pkg/
 COPY services/personas-admin/ ./
+COPY --from=ui /ui/dist ./ui/dist
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -ldflags="-s -w" -o /out/personas-admin .
 

@@ -373,6 +373,10 @@ func TestGatewayProxies(t *testing.T) {
 				{name: "AdminCreate", method: http.MethodPost, path: "/api/v1/personas/admin", backend: "personas-admin"},
 				{name: "AdminDetail", method: http.MethodGet, path: "/api/v1/personas/admin/u1", backend: "personas-admin"},
 				{name: "AdminDelete", method: http.MethodDelete, path: "/api/v1/personas/admin/u1", backend: "personas-admin"},
+				// Admin dashboard, served by personas-admin under /personas/ only.
+				{name: "Dashboard", method: http.MethodGet, path: "/personas/", backend: "personas-admin"},
+				{name: "DashboardAsset", method: http.MethodGet, path: "/personas/assets/index-abc.js", backend: "personas-admin"},
+				{name: "DashboardLookAlike", method: http.MethodGet, path: "/personasx/"},
 				{name: "AuthJWKS", method: http.MethodGet, path: "/api/auth/jwks", backend: "mana-auth"},
 				{name: "AuthSignIn", method: http.MethodPost, path: "/api/auth/sign-in/email", backend: "mana-auth"},
 				{name: "AuthToken", method: http.MethodGet, path: "/api/auth/token", backend: "mana-auth"},

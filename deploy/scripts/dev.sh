@@ -146,6 +146,7 @@ The system is up, on 127.0.0.1 only. Database: $(printf '%s' "$DATABASE_URL" | s
 Logs in $logs: $(cd "$logs" && ls | tr '\n' ' ')
 
   gateway            $gw_url   (the platform's API port)
+  dashboard          $gw_url/personas/   (sign in: ${MANA_AUTH_DEV_ADMIN_EMAIL:-admin@mana.test} / ${MANA_AUTH_DEV_ADMIN_PASSWORD:-mana-dev-admin-password})
   personas-internal  http://$host:$internal_port
   personas-admin     http://$host:$admin_port
   mana-auth-dev      $auth_url   (development stand-in)

@@ -75,6 +75,11 @@ func newServer(store *personas.Store, auth identity, verifier tokenVerifier, log
 	api.GET("/overview", h.overview)
 	api.GET("/feedback", h.feedback)
 	api.GET("/export/:kind", h.export)
+
+	// Dashboard (ui.go): the embedded SPA at /personas/, public (it holds no
+	// data; every call it makes carries the admin JWT).
+	registerUI(e)
+
 	return srv
 }
 

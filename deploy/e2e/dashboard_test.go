@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mana/personas/deploy/internal/repo"
+	"github.com/mana/personas/pkg/adminclient"
+	"github.com/mana/personas/pkg/internalclient"
+	"github.com/mana/personas/pkg/manaauth"
+)
+
+// chromiumPath is Debian's Chromium; the browser tests drive it with
+// playwright-core (its own browser download does not work here).
+const chromiumPath = "/usr/bin/chromium"
+
+// TestDashboard runs the dashboard's browser tests
+// (services/personas-admin/ui/e2e/dashboard.mjs) against the whole stack
+// behind the real gateway, seeded with the catalog and runner data. It never
+// skips: no Chromium, no node or an unbuilt UI fail with the command that
+// fixes it. Screenshots of every page at 1280 and 390 px land in
+// .dev/dashboard-shots/ (or $DASHBOARD_SHOTS_DIR).
+func TestDashboard(t *testing.T) {
+	t.Parallel()
+	root, err := repo.Root()
+	require.NoError(t, err)
+	ui := filepath.Join(root, "services", "personas-admin", "ui")
+	chromium := chromiumPath
+	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
+		chromium = p
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		require.FailNow(t, "Chromium not found at "+chromium+": the dashboard tests run a real browser. Install it: apt-get update && apt-get install -y chromium")
+	}
+	node, err := exec.LookPath("node")
+	require.NoError(t, err, "node not found: the dashboard tests need Node 20+ (apt-get install -y nodejs npm)")
+	for _, need := range []string{"node_modules/playwright-core", "node_modules/axe-core", "dist/index.html"} {
+		if _, err := os.Stat(filepath.Join(ui, need)); err != nil {
+			require.FailNow(t, need+" is missing in "+ui+": run make ui (make build and make test do) before this test")
+		}
+	}
+
+	ctx := context.Background()
+	start := time.Now()
+	s := startStack(t)
+	t.Logf("stack up after %s", time.Since(start).Round(time.Millisecond))
+	token := s.adminToken(t)
+
+	// The catalog, seeded as an operator does.
+	code, stdout, stderr := s.ctl(t, token, "seed")
+	require.Equal(t, 0, code, "seed: %s %s", stdout, stderr)
+
+	// Runner data: a few ticks of actions and ratings for some personas.
+	admin, err := adminclient.New(s.gateway, token)
+	require.NoError(t, err)
+	list, err := admin.ListAllPersonas(ctx, adminclient.ListOptions{}, 100)
+	require.NoError(t, err)
+	require.Len(t, list, 10)
+	runner, err := internalclient.New(s.gateway, serviceKey, internalclient.WithRetries(1, 0))
+	require.NoError(t, err)
+	notes := []string{"Hat gut geklappt.", "Die Suche war langsam, ich habe aufgegeben.", "Übersichtlich, aber zu viele Klicks."}
+	for i, p := range list {
+		if p.Email == "persona.maya@mana.test" || p.Email == "persona.kai@mana.test" {
+			continue // some personas stay without activity
+		}
+		for tick := range 2 {
+			tickID := fmt.Sprintf("tick-%d-%d", i, tick)
+			actions := make([]internalclient.Action, 0, 4)
+			for j := range 2 + i%3 {
+				res := "ok"
+				var msg *string
+				if j == 1 && tick == 1 {
+					res, msg = "error", ptr("upstream timeout")
+				}
+				actions = append(actions, internalclient.Action{TickID: tickID, Seq: ptr(j), ToolName: []string{"todo.create", "notes.search", "journal.write"}[j%3], Result: res, ErrorMessage: msg, LatencyMs: ptr(80 + 40*j)})
+			}
+			_, err := runner.PostActions(ctx, p.UserID, actions)
+			require.NoError(t, err)
+			_, err = runner.PostFeedback(ctx, p.UserID, []internalclient.Feedback{
+				{TickID: tickID, Module: "todo", Rating: 1 + (i+tick)%5, Notes: ptr(notes[(i+tick)%3])},
+				{TickID: tickID, Module: "notes", Rating: 2 + tick},
+			})
+			require.NoError(t, err)
+		}
+	}
+
+	// A signed-up user who is not an admin.
+	auth, err := manaauth.New(s.gateway)
+	require.NoError(t, err)
+	userEmail, userPassword := "someone@mana.test", "not-an-admin-password"
+	_, err = auth.Register(ctx, manaauth.RegisterRequest{Email: userEmail, Password: userPassword, Name: "Someone"})
+	require.NoError(t, err)
+	login, err := auth.Login(ctx, userEmail, userPassword)
+	require.NoError(t, err)
+
+	t.Logf("seeded after %s", time.Since(start).Round(time.Millisecond))
+	shots := os.Getenv("DASHBOARD_SHOTS_DIR")
+	if shots == "" {
+		shots = filepath.Join(root, ".dev", "dashboard-shots")
+	}
+	runCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(runCtx, node, filepath.Join(ui, "e2e", "dashboard.mjs"))
+	cmd.Dir = ui
+	cmd.Env = append(os.Environ(),
+		"GATEWAY_URL="+s.gateway,
+		"ADMIN_EMAIL="+adminEmail, "ADMIN_PASSWORD="+adminPassword, "ADMIN_TOKEN="+token,
+		"USER_EMAIL="+userEmail, "USER_PASSWORD="+userPassword, "USER_TOKEN="+login.AccessToken,
+		"SHOTS_DIR="+shots, "CHROMIUM_PATH="+chromium,
+	)
+	out, err := cmd.CombinedOutput()
+	t.Logf("dashboard.mjs:\n%s", strings.TrimRight(string(out), "\n"))
+	require.NoError(t, err, "the browser tests failed; output above")
+}

@@ -1,0 +1,377 @@
+// Browser tests of the dashboard: headless Chromium from Debian driven by
+// playwright-core, against the real stack behind the real gateway. Started
+// by deploy/e2e/dashboard_test.go (TestDashboard), which builds and starts
+// the stack, seeds it and passes in:
+//   GATEWAY_URL      http://127.0.0.1:PORT
+//   ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN   the stand-in's admin
+//   USER_EMAIL, USER_PASSWORD, USER_TOKEN      a signed-up non-admin
+//   SHOTS_DIR        where screenshots go
+// Exits non-zero on the first failed check. Never skips: a missing
+// Chromium is a failure that names the install command.
+import { chromium } from "playwright-core";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import assert from "node:assert/strict";
+
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+if (!existsSync(CHROMIUM)) {
+  console.error(`FAIL: Chromium not found at ${CHROMIUM}. Install it: apt-get update && apt-get install -y chromium`);
+  process.exit(1);
+}
+const env = (k) => { const v = process.env[k]; if (!v) { console.error(`FAIL: ${k} is not set (run through deploy/e2e TestDashboard)`); process.exit(2); } return v; };
+const GW = env("GATEWAY_URL");
+const ADMIN = { email: env("ADMIN_EMAIL"), password: env("ADMIN_PASSWORD"), token: env("ADMIN_TOKEN") };
+const USER = { email: env("USER_EMAIL"), password: env("USER_PASSWORD"), token: env("USER_TOKEN") };
+const SHOTS = env("SHOTS_DIR");
+mkdirSync(SHOTS, { recursive: true });
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
+const WIDTHS = [{ name: "1280", width: 1280, height: 900 }, { name: "390", width: 390, height: 844 }];
+
+const api = async (path, init = {}, token = ADMIN.token) => {
+  const res = await fetch(`${GW}/api/v1/personas/admin${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json", ...(init.headers || {}) } });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+};
+
+let step = "start";
+const t0 = Date.now();
+const log = (m) => console.log(`  [${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
+const skipped = [];
+
+// Does the stand-in offer Better Auth's cookie sign-in yet (branch standin)?
+const probe = await fetch(`${GW}/api/auth/sign-in/email`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: ADMIN.email, password: ADMIN.password }) });
+const realSignIn = probe.status !== 404;
+if (!realSignIn) {
+  console.log("NOTE: this mana-auth stand-in has no /api/auth/sign-in/email yet: the sign-in calls are emulated at the");
+  console.log("      network layer with real JWTs from /api/v1/auth/login (TODO: drop the emulation once branch standin is merged).");
+}
+
+/** Emulates the stand-in's cookie sign-in when it is missing, per browser context. */
+async function emulateAuth(ctx, counter) {
+  if (realSignIn) {
+    ctx.on("request", (r) => { if (r.url().endsWith("/api/auth/token")) counter.tokens++; });
+    return;
+  }
+  let session = null;
+  await ctx.route("**/api/auth/sign-in/email", async (route) => {
+    const { email, password } = JSON.parse(route.request().postData() || "{}");
+    const who = [ADMIN, USER].find((u) => u.email === email && u.password === password);
+    if (!who) return route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ code: "INVALID_EMAIL_OR_PASSWORD", message: "Invalid email or password" }) });
+    session = who;
+    return route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ redirect: false, token: "opaque", user: { email } }) });
+  });
+  await ctx.route("**/api/auth/token", async (route) => {
+    counter.tokens++;
+    if (!session) return route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ code: "UNAUTHORIZED", message: "no session" }) });
+    // A fresh JWT for the session's user, from the stand-in's password login.
+    const res = await fetch(`${GW}/api/v1/auth/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: session.email, password: session.password }) });
+    const body = await res.json();
+    return route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ token: body.accessToken }) });
+  });
+  await ctx.route("**/api/auth/sign-out", async (route) => { session = null; return route.fulfill({ status: 200, contentType: "application/json", body: "{\"success\":true}" }); });
+}
+
+async function newPage(browser, opts = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: opts.dark ? "dark" : "light", timezoneId: "Europe/Berlin" });
+  const counter = { tokens: 0 };
+  await emulateAuth(ctx, counter);
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(10_000);
+  const problems = [];
+  page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  return { ctx, page, counter, problems };
+}
+
+async function axe(page, name) {
+  await page.evaluate(`${axeSource};0`); // evaluated over DevTools: not an inline script, the CSP stays on
+  const res = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
+  });
+  const bad = res.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad, [], `axe: serious/critical violations on ${name}: ${JSON.stringify(bad, null, 2)}`);
+  if (res.length) log(`axe ${name}: ${res.length} minor/moderate: ${res.map((v) => v.id).join(", ")}`);
+}
+
+/** Screenshot at both widths, and axe at each. */
+async function capture(page, name) {
+  for (const w of WIDTHS) {
+    await page.setViewportSize({ width: w.width, height: w.height });
+    await page.waitForTimeout(150);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 1, `${name} at ${w.width}px scrolls sideways by ${overflow}px`);
+    await page.screenshot({ path: `${SHOTS}/${name}-${w.name}.png`, fullPage: true });
+    await axe(page, `${name}@${w.width}`);
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+async function signIn(page, who) {
+  await page.goto(`${GW}/personas/`);
+  await page.locator("[data-page=sign-in]").waitFor();
+  await page.fill("#email", who.email);
+  await page.fill("#password", who.password);
+  await page.keyboard.press("Enter");
+}
+
+async function expectNoStorage(page) {
+  const stored = await page.evaluate(() => JSON.stringify({ l: { ...localStorage }, s: { ...sessionStorage } }));
+  assert.ok(!stored.includes("eyJ"), `a JWT was written to web storage: ${stored}`);
+}
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+let failed = false;
+try {
+  // ---- headers on the page itself ------------------------------------------
+  step = "security headers";
+  const idx = await fetch(`${GW}/personas/`);
+  assert.equal(idx.status, 200);
+  const csp = idx.headers.get("content-security-policy") || "";
+  assert.match(csp, /script-src 'self'/); assert.doesNotMatch(csp, /unsafe-inline/); assert.match(csp, /frame-ancestors 'none'/);
+  assert.equal(idx.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(idx.headers.get("referrer-policy"), "no-referrer");
+  const html = await idx.text();
+  assert.ok(!html.includes("UI not built"), "personas-admin embeds the placeholder: run make build (make ui) before the test");
+  log("ok headers");
+
+  // ---- sign-in page, wrong password ------------------------------------------
+  step = "sign-in";
+  const A = await newPage(browser);
+  await A.page.goto(`${GW}/personas/`);
+  await A.page.locator("[data-page=sign-in]").waitFor();
+  await capture(A.page, "sign-in");
+  await A.page.fill("#email", ADMIN.email);
+  await A.page.fill("#password", "wrong-password");
+  await A.page.click("button[type=submit]");
+  await A.page.locator("#signin-msg.error").waitFor();
+  assert.match(await A.page.textContent("#signin-msg"), /invalid email or password/i);
+  log("ok wrong password is refused in words");
+
+  // ---- admin signs in: overview ------------------------------------------------
+  await A.page.fill("#password", ADMIN.password);
+  await A.page.keyboard.press("Enter");
+  await A.page.locator("h1", { hasText: "Overview" }).waitFor();
+  await A.page.locator("[data-stat=list-total]").waitFor();
+  const all = (await api("")).body.personas;
+  assert.equal(await A.page.textContent("[data-stat=list-total]"), String(all.length), "overview total equals the API's list");
+  assert.equal((await A.page.textContent("[data-stat=list-actions7d]")).replace(/\D/g, ""), String(all.reduce((a, p) => a + p.actions7d, 0)));
+  const ov = await api("/overview?window=24h");
+  if (ov.status === 200) {
+    await A.page.locator("[data-stat=enabled]").waitFor();
+    assert.equal(await A.page.textContent("[data-stat=enabled]"), String(ov.body.personas.enabled));
+  } else {
+    await A.page.locator("[data-region=overview] [data-state=not-available]").waitFor();
+    skipped.push("overview numbers vs GET /overview: endpoint not on this branch (panel shows 'not available yet')");
+  }
+  await expectNoStorage(A.page);
+  await capture(A.page, "overview");
+  log("ok admin signed in, overview equals the API");
+
+  // ---- personas table: equal to the API, filter, page -----------------------------
+  step = "personas table";
+  await A.page.click("nav a[data-nav=personas]");
+  await A.page.locator("#personas-table").waitFor();
+  const first = (await api("?limit=25")).body;
+  const names = await A.page.$$eval("#personas-table tbody tr", (rs) => rs.map((r) => r.getAttribute("data-id")));
+  assert.deepEqual(names, first.personas.map((p) => p.userId), "table rows equal the API's first page");
+  const actions = await A.page.$$eval("#personas-table tbody td[data-col=actions7d]", (c) => c.map((x) => x.textContent.replace(/\D/g, "")));
+  assert.deepEqual(actions, first.personas.map((p) => String(p.actions7d)));
+  await capture(A.page, "personas");
+
+  await A.page.selectOption("#f-limit", "5");
+  await A.page.waitForFunction(() => document.querySelectorAll("#personas-table tbody tr").length === 5);
+  const p1 = (await api("?limit=5")).body;
+  const p2 = (await api(`?limit=5&cursor=${encodeURIComponent(p1.nextCursor)}`)).body;
+  await A.page.click("#page-next");
+  await A.page.waitForFunction((id) => document.querySelector("#personas-table tbody tr")?.getAttribute("data-id") === id, p2.personas[0].userId);
+  assert.deepEqual(await A.page.$$eval("#personas-table tbody tr", (rs) => rs.map((r) => r.getAttribute("data-id"))), p2.personas.map((p) => p.userId), "page 2 equals the API's page 2");
+  await A.page.click("#page-prev");
+  await A.page.waitForFunction((id) => document.querySelector("#personas-table tbody tr")?.getAttribute("data-id") === id, p1.personas[0].userId);
+
+  await A.page.selectOption("#f-cadence", "weekdays");
+  const wk = (await api("?limit=5&cadence=weekdays")).body.personas.map((p) => p.userId);
+  await A.page.waitForFunction((ids) => JSON.stringify([...document.querySelectorAll("#personas-table tbody tr")].map((r) => r.getAttribute("data-id"))) === JSON.stringify(ids), wk);
+  await A.page.selectOption("#f-cadence", "");
+  await A.page.fill("#f-q", "julia");
+  await A.page.keyboard.press("Enter");
+  const jq = (await api("?limit=5&q=julia")).body.personas.map((p) => p.userId);
+  assert.equal(jq.length, 1);
+  await A.page.waitForFunction((ids) => JSON.stringify([...document.querySelectorAll("#personas-table tbody tr")].map((r) => r.getAttribute("data-id"))) === JSON.stringify(ids), jq);
+  await A.page.fill("#f-q", "nobody-matches-this");
+  await A.page.keyboard.press("Enter");
+  await A.page.locator("#personas-body .empty").waitFor();
+  log("ok table equals the API; paging, cadence filter, search, empty state");
+
+  // ---- keyboard: reach a persona link with Tab and open it with Enter -------------
+  step = "persona page";
+  await A.page.fill("#f-q", "julia");
+  await A.page.keyboard.press("Enter");
+  await A.page.waitForFunction(() => document.querySelectorAll("#personas-table tbody tr").length === 1);
+  await A.page.focus("#f-limit");
+  let reached = false;
+  for (let i = 0; i < 20 && !reached; i++) {
+    await A.page.keyboard.press("Tab");
+    reached = await A.page.evaluate(() => !!document.activeElement?.closest("#personas-table tbody a"));
+  }
+  assert.ok(reached, "the persona link is reachable with Tab");
+  await A.page.keyboard.press("Enter");
+  await A.page.locator("[data-region=profile] dl").waitFor();
+  const julia = (await api(`/${jq[0]}`)).body;
+  assert.match(await A.page.textContent("h1"), /Julia/);
+  assert.equal(await A.page.locator("[data-region=actions] tbody tr").count(), julia.recentActions.length);
+  assert.equal(await A.page.locator("[data-region=ratings] tbody tr").count(), julia.feedbackByModule.length);
+  const title = await A.page.getAttribute("[data-region=profile] time", "title");
+  assert.match(title, /UTC/, "times carry UTC on hover");
+  const ticks = await api(`/${jq[0]}/ticks?limit=20`);
+  if (ticks.status === 404 || ticks.status === 405) {
+    await A.page.locator("[data-region=ticks] [data-state=not-available]").waitFor();
+    skipped.push("tick timeline / open a tick: GET /:id/ticks not on this branch (panel shows 'not available yet')");
+  }
+  await capture(A.page, "persona");
+  log("ok persona page (keyboard), actions and ratings equal the API");
+
+  // ---- enable/disable, release, unquarantine: reflected by the API, or 'not available yet'
+  step = "persona controls";
+  const patch = await api(`/${jq[0]}`, { method: "PATCH", body: JSON.stringify({ enabled: true }) });
+  if (patch.status === 200 || patch.status === 204) {
+    await A.page.click("#btn-disable");
+    await A.page.locator("#btn-enable").waitFor();
+    assert.equal((await api(`/${jq[0]}`)).body.persona.enabled, false);
+    await A.page.click("#btn-enable");
+    await A.page.locator("#btn-disable").waitFor();
+    assert.equal((await api(`/${jq[0]}`)).body.persona.enabled, true);
+  } else {
+    await A.page.click("#btn-disable");
+    await A.page.locator("#toast.show", { hasText: "not available yet" }).waitFor();
+    skipped.push("disable/enable, release lease, unquarantine: PATCH /:id and the lease/quarantine endpoints not on this branch (buttons answer 'not available yet')");
+  }
+
+  // ---- delete with type-the-email confirmation ----------------------------------
+  step = "delete";
+  const victim = all.find((p) => p.email === "persona.paul@mana.test");
+  assert.ok(victim, "seeded persona paul exists");
+  await A.page.goto(`${GW}/personas/#/personas/${victim.userId}`);
+  await A.page.locator("[data-region=profile] dl").waitFor();
+  await A.page.click("#btn-delete");
+  const dlg = A.page.locator("dialog[open]");
+  await dlg.waitFor();
+  await capture(A.page, "delete-dialog");
+  const confirmBtn = dlg.locator("button[type=submit]");
+  assert.equal(await confirmBtn.isDisabled(), true, "confirm starts disabled");
+  await A.page.fill("#confirm-input", "persona.paul@mana.tes");
+  assert.equal(await confirmBtn.isDisabled(), true, "a near miss keeps it disabled");
+  await A.page.keyboard.press("Escape");
+  await dlg.waitFor({ state: "detached" });
+  assert.equal((await api(`/${victim.userId}`)).status, 200, "cancel deletes nothing");
+  await A.page.click("#btn-delete");
+  await A.page.fill("#confirm-input", victim.email);
+  await A.page.locator("dialog[open] button[type=submit]").click();
+  await A.page.locator("#personas-table, #personas-body .empty").first().waitFor();
+  assert.equal((await api(`/${victim.userId}`)).status, 404, "the API no longer has the deleted persona");
+  assert.ok(!(await api("")).body.personas.some((p) => p.userId === victim.userId));
+  log("ok delete with typed confirmation, reflected by the API");
+
+  // ---- modules and notes pages --------------------------------------------------
+  step = "modules, notes";
+  await A.page.click("nav a[data-nav=modules]");
+  await A.page.locator("[data-region=modules] .region:not([aria-busy])").waitFor();
+  if ((await api("/modules?window=7d")).status === 404) skipped.push("modules table / trend chart / flagged module: GET /modules not on this branch ('not available yet')");
+  await capture(A.page, "modules");
+  await A.page.goto(`${GW}/personas/#/modules/todo`);
+  await A.page.locator("[data-region=trend] .region:not([aria-busy])").waitFor();
+  await capture(A.page, "module");
+  await A.page.click("nav a[data-nav=notes]");
+  await A.page.locator("[data-region=notes] .region:not([aria-busy])").waitFor();
+  if ((await api("/feedback")).status === 404) skipped.push("notes feed: GET /feedback not on this branch ('not available yet')");
+  await capture(A.page, "notes");
+  log("ok modules, module, notes pages render (or say 'not available yet')");
+
+  // ---- dark mode ---------------------------------------------------------------
+  step = "dark mode";
+  await A.page.emulateMedia({ colorScheme: "dark" });
+  await A.page.click("nav a[data-nav=personas]");
+  await A.page.locator("#personas-table, #personas-body .empty").first().waitFor();
+  const bg = await A.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.notEqual(bg, "rgb(247, 247, 249)", "dark mode changes the background");
+  await capture(A.page, "personas-dark");
+  await A.page.emulateMedia({ colorScheme: "light" });
+  log("ok dark mode");
+
+  // ---- sign out ----------------------------------------------------------------
+  step = "sign out";
+  await A.page.click("#sign-out");
+  await A.page.locator("[data-page=sign-in]").waitFor();
+  await A.page.reload();
+  await A.page.locator("[data-page=sign-in]").waitFor();
+  assert.deepEqual(A.problems.filter((p) => /Content Security Policy/i.test(p)), [], "no CSP violations");
+  await A.ctx.close();
+  log("ok sign-out ends the session (a reload shows sign-in)");
+
+  // ---- non-admin: 403 page -------------------------------------------------------
+  step = "non-admin";
+  const U = await newPage(browser);
+  await signIn(U.page, USER);
+  await U.page.locator("[data-page=forbidden]").waitFor();
+  assert.match(await U.page.textContent("h1"), /Admin access required/);
+  await capture(U.page, "forbidden");
+  await U.ctx.close();
+  log("ok non-admin sees 'Admin access required'");
+
+  // ---- error states said in words (faults injected at the network layer) ----------
+  step = "error states";
+  const E = await newPage(browser);
+  await E.ctx.route("**/api/auth/token", (route) => route.fulfill({ status: 502, contentType: "application/json", body: JSON.stringify({ error: "Bad Gateway", message: "Upstream service unavailable" }) }));
+  await E.page.goto(`${GW}/personas/`);
+  await E.page.locator("[data-page=auth-down]").waitFor();
+  assert.match(await E.page.textContent("[data-page=auth-down]"), /unavailable/i);
+  await capture(E.page, "auth-down");
+  await E.ctx.close();
+  const M = await newPage(browser);
+  await signIn(M.page, ADMIN);
+  await M.page.locator("[data-stat=list-total]").waitFor();
+  await M.ctx.route("**/api/v1/personas/admin?**", (route) => route.fulfill({ status: 503, contentType: "application/json", headers: { "Retry-After": "1" }, body: JSON.stringify({ error: "Service Unavailable", message: "database schema is behind: run personas-admin migrate" }) }));
+  await M.page.click("nav a[data-nav=personas]");
+  await M.page.locator("#personas-body [data-state=error]").waitFor();
+  assert.match(await M.page.textContent("#personas-body"), /being migrated/);
+  await capture(M.page, "migrating");
+  await M.ctx.close();
+  log("ok mana-auth down and 503 while migrating are explained");
+
+  // ---- token renewal before expiry (browser clock fast-forwarded) ------------------
+  step = "token renewal";
+  const R = await newPage(browser);
+  await R.page.clock.install({ time: new Date() });
+  await signIn(R.page, ADMIN);
+  await R.page.locator("[data-stat=list-total]").waitFor();
+  const before = R.counter.tokens;
+  // The page's token was minted just now; a fresh one tells its lifetime.
+  const fresh = await (await fetch(`${GW}/api/v1/auth/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: ADMIN.email, password: ADMIN.password }) })).json();
+  const exp = JSON.parse(Buffer.from(fresh.accessToken.split(".")[1], "base64url").toString()).exp;
+  const lifetime = exp * 1000 - Date.now();
+  // Past the renewal point (one minute before expiry) and past the expiry itself.
+  await R.page.clock.fastForward(lifetime - 30_000);
+  await R.page.waitForFunction(() => true);
+  await R.page.waitForTimeout(300);
+  assert.ok(R.counter.tokens > before, `the token was renewed before expiry (token calls ${before} → ${R.counter.tokens})`);
+  await R.page.clock.fastForward(60_000);
+  await R.page.click("nav a[data-nav=personas]");
+  await R.page.locator("#personas-table").waitFor();
+  await expectNoStorage(R.page);
+  await R.ctx.close();
+  log("ok token renewed ~1 min before expiry, the API still answers after the first token's expiry");
+  if (!realSignIn) skipped.push("token renewal against the real stand-in with a short MANA_AUTH_DEV_JWT_TTL: needs branch standin (renewal checked here with the browser clock fast-forwarded and a real token)");
+} catch (err) {
+  failed = true;
+  console.error(`FAIL at step "${step}": ${err && err.stack ? err.stack : err}`);
+} finally {
+  await browser.close();
+}
+if (skipped.length) {
+  console.log("NOT COVERED on this branch (TODO, not silently skipped):");
+  for (const s of skipped) console.log(`  - ${s}`);
+}
+console.log(failed ? "dashboard browser tests: FAILED" : `dashboard browser tests: ok; screenshots in ${SHOTS}`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,491 @@
+// The dashboard's pages. Each page builds its static frame once and
+// re-renders only its data regions on refresh (called on entry and every
+// POLL_MS); a region is left untouched when its data did not change, so
+// polling never steals keyboard focus or scroll position for nothing.
+import { api, ApiError, qs, type Action, type Detail, type Feedback, type ModuleFeedback, type Persona, type Tick } from "./api";
+import { bar, h, num, replace, s, time } from "./dom";
+import { badge, confirmDialog, empty, errorPanel, loading, notAvailable, statusBadges, toast } from "./ui";
+
+export interface Page { refresh(): Promise<void>; dispose?(): void }
+
+/**
+ * For endpoints that arrive later (runner, overview, modules, feedback):
+ * until they exist, their paths fall to GET /:id and answer 404 "Persona
+ * not found", so any 404 of theirs means "not available yet".
+ */
+async function optional<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof ApiError && e.kind === "not-found") throw new ApiError("not-available", 404, "not available yet");
+    throw e;
+  }
+}
+
+/** Errors that end the session view are rethrown to main; the rest become panels. */
+function fatal(err: unknown): boolean {
+  return err instanceof ApiError && (err.kind === "signed-out" || err.kind === "forbidden");
+}
+
+/** A region re-rendered from one fetch; unchanged data leaves the DOM alone. */
+function region(el: HTMLElement, what: string) {
+  let last = "";
+  return async <T>(load: () => Promise<T>, draw: (data: T) => Node | (Node | null)[]): Promise<T | undefined> => {
+    try {
+      const data = await load();
+      const key = JSON.stringify(data);
+      if (key !== last) {
+        last = key;
+        const out = draw(data);
+        replace(el, ...(Array.isArray(out) ? out : [out]));
+      }
+      el.removeAttribute("aria-busy");
+      return data;
+    } catch (err) {
+      if (fatal(err)) throw err;
+      const key = `error:${err instanceof Error ? err.message : String(err)}`;
+      if (key !== last) { last = key; replace(el, errorPanel(err, what)); }
+      el.removeAttribute("aria-busy");
+      return undefined;
+    }
+  };
+}
+
+function section(title: string, id: string, ...extra: Node[]): { el: HTMLElement; body: HTMLElement } {
+  const body = h("div", { class: "region", id: `${id}-body`, "aria-busy": "true" }, loading());
+  const el = h("section", { class: "panel", "aria-labelledby": `${id}-title`, "data-region": id }, h("h2", { id: `${id}-title` }, title), ...extra, body);
+  return { el, body };
+}
+
+const personaHref = (id: string) => `#/personas/${encodeURIComponent(id)}`;
+
+// ---- Overview ---------------------------------------------------------------
+
+interface Overview {
+  window?: string;
+  personas?: { total?: number; enabled?: number; paused?: number; quarantined?: number; overdue?: number; [k: string]: unknown };
+  ticks?: { byStatus?: Record<string, number>; successRate?: number | null; total?: number };
+  flaggedModules?: { module: string; since?: string; delta?: number }[];
+  toolsErrorRising?: { tool: string; errorRate?: number; change?: number }[];
+  unparsableRatings?: number;
+}
+
+function stat(label: string, value: string | number, href?: string, id?: string): HTMLElement {
+  const v = h("span", { class: "stat-value", "data-stat": id ?? label }, String(value));
+  return h("div", { class: "stat" }, href ? h("a", { href }, v, h("span", { class: "stat-label" }, label)) : [v, h("span", { class: "stat-label" }, label)]);
+}
+
+export function overviewPage(main: HTMLElement): Page {
+  let win = "24h";
+  const winSel = h("select", { id: "ov-window", "aria-label": "Window" }, h("option", { value: "24h" }, "last 24 h"), h("option", { value: "7d" }, "last 7 days"));
+  const fleet = section("Fleet", "fleet");
+  const runner = section("Runner", "runner");
+  const ov = section("Health", "overview", h("div", { class: "row" }, h("label", { for: "ov-window" }, "Window"), winSel));
+  replace(main, h("h1", null, "Overview"), h("div", { class: "grid2" }, runner.el, fleet.el), ov.el);
+  const drawFleet = region(fleet.body, "Fleet");
+  const drawRunner = region(runner.body, "Runner control");
+  const drawOv = region(ov.body, "Fleet overview");
+  let fleetCache: { at: number; data: { personas: Persona[] } } | null = null;
+
+  const refresh = async () => {
+    await Promise.all([
+      drawRunner(() => optional(api<{ paused: boolean; updatedAt?: string; updatedBy?: string | null }>("GET", "/runner")), (r) => {
+        const btn = h("button", { type: "button", id: "fleet-toggle", class: r.paused ? "primary" : "danger" }, r.paused ? "Resume the fleet" : "Pause the fleet");
+        btn.addEventListener("click", async () => {
+          const ok = await confirmDialog(r.paused
+            ? { title: "Resume the fleet?", body: "Runners will claim due personas again.", confirm: "Resume" }
+            : { title: "Pause the fleet?", body: "Every runner stops claiming personas until you resume. Ticks in flight finish.", confirm: "Pause", danger: true });
+          if (!ok) return;
+          try { await api("PUT", "/runner", { paused: !r.paused }); toast(r.paused ? "Fleet resumed" : "Fleet paused"); } catch (e) { if (fatal(e)) throw e; toast((e as Error).message, "error"); }
+          await refresh();
+        });
+        return [h("p", { "data-fleet": r.paused ? "paused" : "running" }, r.paused ? badge("paused") : badge("running", "ok"), " ",
+          r.updatedAt ? ["since ", time(r.updatedAt)] : null, r.updatedBy ? ` by ${r.updatedBy}` : null), btn];
+      }),
+      // Counts from the list itself: always available, even before /overview
+      // exists. The whole list grows with the fleet, so it is read at most
+      // once a minute rather than on every poll.
+      drawFleet(async () => {
+        if (!fleetCache || Date.now() - fleetCache.at > 60_000) fleetCache = { at: Date.now(), data: await api<{ personas: Persona[] }>("GET", "") };
+        return fleetCache.data;
+      }, ({ personas }) => {
+        const leased = personas.filter((p) => p.lease && new Date(p.lease.expiresAt).getTime() > Date.now()).length;
+        return h("div", { class: "stats" },
+          stat("personas", personas.length, "#/personas", "list-total"),
+          stat("disabled", personas.filter((p) => p.enabled === false).length, undefined, "list-disabled"),
+          stat("quarantined", personas.filter((p) => p.quarantined).length, undefined, "list-quarantined"),
+          stat("leased now", leased, undefined, "list-leased"),
+          stat("actions, 7 days", personas.reduce((a, p) => a + (p.actions7d || 0), 0), undefined, "list-actions7d"));
+      }),
+      drawOv(() => optional(api<Overview>("GET", `/overview${qs({ window: win })}`)), (o) => {
+        const p = o.personas ?? {};
+        const t = o.ticks ?? {};
+        return [
+          h("div", { class: "stats" },
+            stat("enabled", num(p.enabled as number), "#/personas", "enabled"),
+            stat("paused", num(p.paused as number), "#/personas", "paused"),
+            stat("quarantined", num(p.quarantined as number), "#/personas", "quarantined"),
+            stat("overdue", num(p.overdue as number), "#/personas", "overdue"),
+            stat("tick success", t.successRate === null || t.successRate === undefined ? "—" : `${num(t.successRate * 100, 1)} %`, undefined, "successRate"),
+            stat("unparsable ratings", num(o.unparsableRatings), "#/notes", "unparsable")),
+          t.byStatus ? h("p", null, "Ticks: ", Object.entries(t.byStatus).map(([k, v]) => [badge(`${k} ${v}`, k), " "])) : null,
+          h("h3", null, "Flagged modules"),
+          (o.flaggedModules ?? []).length === 0 ? empty("No module is flagged.")
+            : h("ul", null, (o.flaggedModules ?? []).map((m) => h("li", null, h("a", { href: `#/modules/${encodeURIComponent(m.module)}` }, m.module), " ", badge("flagged", "quarantined"),
+              m.delta !== undefined ? ` ${num(m.delta, 2)}` : "", m.since ? [" since ", time(m.since, "absolute")] : null))),
+          h("h3", null, "Tools whose errors rose"),
+          (o.toolsErrorRising ?? []).length === 0 ? empty("No tool's error rate rose.")
+            : h("ul", null, (o.toolsErrorRising ?? []).map((x) => h("li", null, h("code", null, x.tool), ` error rate ${num((x.errorRate ?? 0) * 100, 1)} %`, x.change !== undefined ? ` (${x.change >= 0 ? "+" : ""}${num(x.change * 100, 1)} pts)` : ""))),
+        ];
+      }),
+    ]);
+  };
+  winSel.addEventListener("change", () => { win = winSel.value; void refresh(); });
+  return { refresh };
+}
+
+// ---- Personas ---------------------------------------------------------------
+
+const CADENCES = ["daily", "weekdays", "hourly"];
+
+export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
+  const state = { q: q.get("q") ?? "", archetype: q.get("archetype") ?? "", cadence: q.get("cadence") ?? "", limit: Number(q.get("limit") ?? 25) || 25 };
+  const cursors: string[] = [""]; // cursors[i] is the cursor that loads page i
+  let pageIdx = 0;
+  let next: string | null = null;
+  let sortKey: keyof Persona | "lastTick" | "" = "";
+  let sortDir = 1;
+  let rows: Persona[] = [];
+  const archetypes = new Set<string>();
+
+  const search = h("input", { id: "f-q", type: "search", value: state.q, placeholder: "name or email", autocomplete: "off" });
+  const arch = h("select", { id: "f-archetype" }, h("option", { value: "" }, "all"));
+  const cad = h("select", { id: "f-cadence" }, h("option", { value: "" }, "all"), CADENCES.map((c) => h("option", { value: c, selected: c === state.cadence }, c)));
+  const size = h("select", { id: "f-limit" }, [5, 10, 25, 50, 100].map((n) => h("option", { value: n, selected: n === state.limit }, n)));
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Filter personas" },
+    h("div", null, h("label", { for: "f-q" }, "Search"), search),
+    h("div", null, h("label", { for: "f-archetype" }, "Archetype"), arch),
+    h("div", null, h("label", { for: "f-cadence" }, "Cadence"), cad),
+    h("div", null, h("label", { for: "f-limit" }, "Per page"), size),
+    h("button", { type: "submit", class: "primary" }, "Apply"));
+  const body = h("div", { class: "region", id: "personas-body", "aria-busy": "true" }, loading());
+  const prev = h("button", { type: "button", id: "page-prev", disabled: true }, "← Previous");
+  const nextBtn = h("button", { type: "button", id: "page-next", disabled: true }, "Next →");
+  const pos = h("span", { id: "page-pos", class: "muted", "aria-live": "polite" });
+  replace(main, h("h1", null, "Personas"), form, h("section", { class: "panel", "aria-labelledby": "personas-list-title" }, h("h2", { id: "personas-list-title", class: "sr-only" }, "Personas list"), body, h("nav", { class: "pager", "aria-label": "Pages" }, prev, pos, nextBtn)));
+
+  const apply = () => {
+    state.q = search.value.trim(); state.archetype = arch.value; state.cadence = cad.value; state.limit = Number(size.value);
+    cursors.length = 1; pageIdx = 0;
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(state)) if (v && !(k === "limit" && v === 25)) p.set(k, String(v));
+    history.replaceState(null, "", `#/personas${p.toString() ? `?${p}` : ""}`);
+    void refresh();
+  };
+  form.addEventListener("submit", (e) => { e.preventDefault(); apply(); });
+  arch.addEventListener("change", apply);
+  cad.addEventListener("change", apply);
+  size.addEventListener("change", apply);
+  prev.addEventListener("click", () => { if (pageIdx > 0) { pageIdx--; void refresh(); } });
+  nextBtn.addEventListener("click", () => { if (next) { cursors[pageIdx + 1] = next; pageIdx++; void refresh(); } });
+
+  const sortVal = (p: Persona, k: string): string | number => {
+    if (k === "lastTick") return p.lastTick?.finishedAt ?? "";
+    if (k === "lease") return p.lease?.expiresAt ?? "";
+    const v = (p as unknown as Record<string, unknown>)[k];
+    return typeof v === "number" ? v : String(v ?? "").toLowerCase();
+  };
+  const th = (label: string, key: string) => {
+    const sorted = sortKey === key;
+    const b = h("button", { type: "button", class: "sort" }, label, sorted ? (sortDir > 0 ? " ▲" : " ▼") : "");
+    b.addEventListener("click", () => { if (sortKey === key) sortDir = -sortDir; else { sortKey = key as typeof sortKey; sortDir = 1; } draw(); });
+    return h("th", { scope: "col", "aria-sort": sorted ? (sortDir > 0 ? "ascending" : "descending") : "none" }, b);
+  };
+  const draw = () => {
+    if (rows.length === 0) { replace(body, empty(state.q || state.archetype || state.cadence ? "No persona matches these filters." : "No personas yet. Seed the catalog with bin/personasctl seed.")); return; }
+    const list = sortKey ? [...rows].sort((a, b) => { const x = sortVal(a, sortKey), y = sortVal(b, sortKey); return (x < y ? -1 : x > y ? 1 : 0) * sortDir; }) : rows;
+    replace(body, h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Personas table (scrolls sideways)" }, h("table", { id: "personas-table" },
+      h("caption", { class: "sr-only" }, "Personas; column headers sort this page"),
+      h("thead", null, h("tr", null, th("Name", "name"), th("Archetype", "archetype"), th("Cadence", "tickCadence"), th("Last tick", "lastTick"),
+        th("Actions 7 d", "actions7d"), th("Failures", "consecutiveFailures"), th("Lease", "lease"), h("th", { scope: "col" }, "Status"))),
+      h("tbody", null, list.map((p) => h("tr", { "data-id": p.userId },
+        h("td", { "data-label": "Name" }, h("a", { href: personaHref(p.userId) }, p.name || p.email), h("div", { class: "muted small" }, p.email)),
+        h("td", { "data-label": "Archetype" }, p.archetype),
+        h("td", { "data-label": "Cadence" }, p.tickCadence),
+        h("td", { "data-label": "Last tick" }, h("span", null, p.lastTick ? [badge(p.lastTick.status), " ", time(p.lastTick.finishedAt)] : p.lastActiveAt ? ["active ", time(p.lastActiveAt)] : h("span", { class: "muted" }, "never"))),
+        h("td", { class: "num", "data-col": "actions7d", "data-label": "Actions 7 d" }, num(p.actions7d)),
+        h("td", { class: "num", "data-label": "Failures" }, p.consecutiveFailures === undefined ? "—" : num(p.consecutiveFailures)),
+        h("td", { "data-label": "Lease" }, h("span", null, p.lease ? [h("code", null, p.lease.runnerId), " until ", time(p.lease.expiresAt)] : h("span", { class: "muted" }, "—"))),
+        h("td", { "data-label": "Status" }, statusBadges(p).length ? h("span", null, statusBadges(p)) : null)))))));
+  };
+
+  const refresh = async () => {
+    try {
+      const res = await api<{ personas: Persona[]; nextCursor?: string | null }>("GET", qs({ limit: state.limit, cursor: cursors[pageIdx], q: state.q, archetype: state.archetype, cadence: state.cadence }));
+      next = res.nextCursor ?? null;
+      for (const p of res.personas) archetypes.add(p.archetype);
+      if (state.archetype) archetypes.add(state.archetype);
+      const have = new Set([...arch.options].map((o) => o.value));
+      for (const a of [...archetypes].sort()) if (!have.has(a)) arch.appendChild(h("option", { value: a, selected: a === state.archetype }, a));
+      if (JSON.stringify(res.personas) !== JSON.stringify(rows) || body.getAttribute("aria-busy") !== null || !body.querySelector("table, .empty")) { rows = res.personas; draw(); }
+      prev.disabled = pageIdx === 0; nextBtn.disabled = !next;
+      pos.textContent = `Page ${pageIdx + 1} · ${rows.length} shown`;
+      body.removeAttribute("aria-busy");
+    } catch (err) {
+      if (fatal(err)) throw err;
+      replace(body, errorPanel(err, "Personas"));
+    }
+  };
+  return { refresh };
+}
+
+// ---- Persona ----------------------------------------------------------------
+
+function mixChart(mix: Record<string, number>): Node {
+  const entries = Object.entries(mix).sort((a, b) => b[1] - a[1]);
+  if (entries.length === 0) return empty("No module mix.");
+  const total = entries.reduce((a, [, v]) => a + v, 0) || 1;
+  const max = Math.max(...entries.map(([, v]) => v)) || 1;
+  return h("table", { class: "bars", "aria-label": "Module mix" },
+    h("tbody", null, entries.map(([m, v]) => h("tr", null, h("th", { scope: "row" }, m), h("td", { class: "bar-cell" }, bar(v / max)), h("td", { class: "num" }, `${num((v / total) * 100)} %`)))));
+}
+
+function ratingsTable(fb: ModuleFeedback[]): Node {
+  if (fb.length === 0) return empty("No ratings yet.");
+  return h("div", { class: "table-wrap" }, h("table", { class: "ratings" },
+    h("thead", null, h("tr", null, h("th", { scope: "col" }, "Module"), h("th", { scope: "col" }, "Mean"), h("th", { scope: "col" }, "Count"), h("th", { scope: "col" }, "Distribution 1–5"), h("th", { scope: "col" }, "Last rated"))),
+    h("tbody", null, fb.map((m) => {
+      const max = Math.max(1, ...Object.values(m.distribution ?? {}));
+      return h("tr", null,
+        h("th", { scope: "row" }, h("a", { href: `#/modules/${encodeURIComponent(m.module)}` }, m.module)),
+        h("td", { class: "num" }, num(m.avgRating, 2)),
+        h("td", { class: "num" }, num(m.count)),
+        h("td", null, h("div", { class: "dist", role: "img", "aria-label": [1, 2, 3, 4, 5].map((r) => `${r}: ${m.distribution?.[r] ?? 0}`).join(", ") },
+          [1, 2, 3, 4, 5].map((r) => h("span", { class: `dist-col r${r}`, title: `${r} ★: ${m.distribution?.[r] ?? 0}` }, vbar((m.distribution?.[r] ?? 0) / max), h("span", { class: "small" }, r))))),
+        h("td", null, time(m.lastRatedAt)));
+    }))));
+}
+
+function vbar(f: number): HTMLElement {
+  const outer = h("span", { class: "vbar", "aria-hidden": "true" });
+  const inner = h("span", { class: "vbar-fill" });
+  inner.style.height = `${Math.max(0, Math.min(1, f)) * 100}%`;
+  outer.appendChild(inner);
+  return outer;
+}
+
+function actionsTable(actions: Action[]): Node {
+  if (actions.length === 0) return empty("No actions recorded.");
+  return h("div", { class: "table-wrap" }, h("table", { class: "actions" },
+    h("thead", null, h("tr", null, h("th", { scope: "col" }, "When"), h("th", { scope: "col" }, "Tool"), h("th", { scope: "col" }, "Result"), h("th", { scope: "col" }, "Latency"), h("th", { scope: "col" }, "Tick"))),
+    h("tbody", null, actions.map((a) => h("tr", null,
+      h("td", null, time(a.createdAt)), h("td", null, h("code", null, a.toolName)),
+      h("td", null, badge(a.result, a.result === "ok" ? "ok" : "failed"), a.errorMessage ? h("div", { class: "small muted" }, a.errorMessage) : null),
+      h("td", { class: "num" }, a.latencyMs === null || a.latencyMs === undefined ? "—" : `${num(a.latencyMs)} ms`),
+      h("td", null, h("code", { class: "small" }, a.tickId)))))));
+}
+
+function ticksList(personaId: string, ticks: Tick[]): Node {
+  if (ticks.length === 0) return empty("No ticks recorded yet.");
+  return h("ol", { class: "timeline" }, ticks.map((t) => h("li", { class: `tick tick-${t.status}` },
+    h("a", { href: `${personaHref(personaId)}/ticks/${encodeURIComponent(t.tickId)}` }, badge(t.status), " ", time(t.startedAt ?? t.finishedAt ?? null)),
+    " · ", t.durationMs !== undefined && t.durationMs !== null ? `${num(t.durationMs / 1000, 1)} s` : "running",
+    ` · ${num(t.actions ?? 0)} actions · ${num(t.errors ?? 0)} errors`,
+    t.summary ? h("p", { class: "summary" }, t.summary) : null,
+    t.errorMessage ? h("p", { class: "small muted" }, `${t.errorKind ?? "error"}: ${t.errorMessage}`) : null)));
+}
+
+export function personaPage(main: HTMLElement, id: string): Page {
+  const head = h("div", { class: "region", "aria-busy": "true" }, loading());
+  const controls = h("div", { class: "controls row", "aria-label": "Persona actions" });
+  const profile = section("Profile", "profile");
+  const mix = section("Module mix", "mix");
+  const ticks = section("Ticks", "ticks");
+  const ratings = section("Ratings by module", "ratings");
+  const actions = section("Recent actions", "actions");
+  replace(main, h("p", null, h("a", { href: "#/personas" }, "← All personas")), head, controls, h("div", { class: "grid2" }, profile.el, mix.el), ticks.el, ratings.el, actions.el);
+  const drawTicks = region(ticks.body, "Tick timeline");
+  let current: Persona | null = null;
+
+  const act = async (label: string, method: string, path: string, body?: unknown) => {
+    try { await api(method, path, body); toast(label); } catch (e) {
+      if (fatal(e)) throw e;
+      toast(e instanceof ApiError && e.kind === "not-available" ? `${label.replace(/d$/, "")}: not available yet on this API` : (e as Error).message, "error");
+    }
+    await refresh();
+  };
+  const drawControls = (p: Persona) => {
+    const pid = encodeURIComponent(p.userId);
+    const btn = (id2: string, label: string, fn: () => void, cls = "") => h("button", { type: "button", id: id2, class: cls, onclick: fn }, label);
+    replace(controls,
+      p.enabled === false
+        ? btn("btn-enable", "Enable", () => void act("Enabled", "PATCH", `/${pid}`, { enabled: true }))
+        : btn("btn-disable", "Disable", () => void act("Disabled", "PATCH", `/${pid}`, { enabled: false })),
+      btn("btn-release", "Release lease", () => void act("Lease released", "POST", `/${pid}/lease/release`, {})),
+      btn("btn-unquarantine", "Lift quarantine", () => void act("Quarantine lifted", "POST", `/${pid}/unquarantine`, {})),
+      btn("btn-delete", "Delete…", async () => {
+        const ok = await confirmDialog({ title: `Delete ${p.name || p.email}?`, body: "This deletes the account in mana-auth and all of its actions, ratings and ticks. It cannot be undone.", confirm: "Delete for good", danger: true, mustType: p.email });
+        if (!ok) return;
+        try {
+          await api("DELETE", `/${pid}`);
+          toast(`Deleted ${p.email}`);
+          location.hash = "#/personas";
+        } catch (e) { if (fatal(e)) throw e; toast((e as Error).message, "error"); }
+      }, "danger"));
+  };
+
+  const refresh = async () => {
+    let d: Detail;
+    try {
+      d = await api<Detail>("GET", `/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (fatal(err)) throw err;
+      replace(head, errorPanel(err, "Persona"));
+      replace(controls);
+      return;
+    }
+    const p = d.persona;
+    const key = JSON.stringify(d);
+    if (JSON.stringify(current) !== JSON.stringify(p) || head.dataset.key !== key) {
+      head.dataset.key = key;
+      if (JSON.stringify(current) !== JSON.stringify(p)) drawControls(p);
+      current = p;
+      replace(head, h("h1", null, p.name || p.email, " ", statusBadges(p)), h("p", { class: "muted" }, p.email, " · ", h("code", null, p.userId)));
+      replace(profile.body, h("dl", { class: "kv" },
+        h("dt", null, "Archetype"), h("dd", null, p.archetype),
+        h("dt", null, "Cadence"), h("dd", null, p.tickCadence, p.tickHour !== undefined ? ` from ${String(p.tickHour).padStart(2, "0")}:00 UTC` : ""),
+        h("dt", null, "Last active"), h("dd", null, time(p.lastActiveAt)),
+        h("dt", null, "Last tick"), h("dd", null, p.lastTick ? [badge(p.lastTick.status), " ", time(p.lastTick.finishedAt)] : "—"),
+        h("dt", null, "Failures in a row"), h("dd", null, p.consecutiveFailures === undefined ? "—" : num(p.consecutiveFailures)),
+        h("dt", null, "Next attempt"), h("dd", null, time(p.nextAttemptAt ?? null)),
+        h("dt", null, "Lease"), h("dd", null, p.lease ? [h("code", null, p.lease.runnerId), " until ", time(p.lease.expiresAt)] : "none"),
+        h("dt", null, "Tags"), h("dd", null, p.tags?.length ? p.tags.map((t) => [badge(t, "tag"), " "]) : "—"),
+        h("dt", null, "Created"), h("dd", null, time(p.createdAt, "absolute"))),
+        h("h3", null, "System prompt"), h("blockquote", { class: "prompt", lang: "de" }, p.systemPrompt));
+      replace(mix.body, mixChart(p.moduleMix));
+      replace(ratings.body, ratingsTable(d.feedbackByModule ?? []));
+      replace(actions.body, actionsTable(d.recentActions ?? []));
+    }
+    await drawTicks(() => api<{ ticks: Tick[] }>("GET", `/${encodeURIComponent(id)}/ticks${qs({ limit: 20 })}`), (r) => ticksList(id, r.ticks));
+  };
+  return { refresh };
+}
+
+export function tickPage(main: HTMLElement, id: string, tickId: string): Page {
+  const body = h("div", { class: "region", "aria-busy": "true" }, loading());
+  replace(main, h("p", null, h("a", { href: personaHref(id) }, "← Persona")), h("h1", null, "Tick ", h("code", null, tickId)), body);
+  const draw = region(body, "Tick detail");
+  return {
+    refresh: async () => {
+      await draw(() => api<{ tick: Tick; actions: Action[]; feedback: Feedback[] }>("GET", `/${encodeURIComponent(id)}/ticks/${encodeURIComponent(tickId)}`), (r) => [
+        h("section", { class: "panel" }, h("h2", null, "Summary"), h("p", null, badge(r.tick.status), " started ", time(r.tick.startedAt ?? null), " · finished ", time(r.tick.finishedAt ?? null)),
+          r.tick.summary ? h("blockquote", { class: "prompt" }, r.tick.summary) : empty("No summary."),
+          r.tick.errorMessage ? h("p", { class: "error" }, `${r.tick.errorKind ?? "error"}: ${r.tick.errorMessage}`) : null),
+        h("section", { class: "panel" }, h("h2", null, "Actions"), actionsTable(r.actions ?? [])),
+        h("section", { class: "panel" }, h("h2", null, "Ratings"), notesList(r.feedback ?? [])),
+      ]);
+    },
+  };
+}
+
+// ---- Modules, notes -----------------------------------------------------------
+
+interface ModuleRow { module: string; mean?: number | null; count?: number; change?: number | null; personas?: number; lastRatedAt?: string | null; flagged?: boolean }
+interface Bucket { start: string; mean?: number | null; count?: number; partial?: boolean; baseline?: number | null; flagged?: boolean }
+interface Trend { module?: string; buckets?: Bucket[]; baseline?: number | null; verdict?: { flagged?: boolean; since?: string | null; delta?: number | null } }
+
+export function modulesPage(main: HTMLElement): Page {
+  let win = "7d";
+  const sel = h("select", { id: "mod-window" }, h("option", { value: "7d" }, "7 days"), h("option", { value: "28d" }, "28 days"));
+  const sec = section("Modules", "modules", h("div", { class: "row" }, h("label", { for: "mod-window" }, "Window"), sel));
+  replace(main, h("h1", null, "Modules"), sec.el);
+  const draw = region(sec.body, "Module ratings");
+  const refresh = async () => {
+    await draw(() => optional(api<{ modules: ModuleRow[] }>("GET", `/modules${qs({ window: win })}`)), (r) => (r.modules ?? []).length === 0 ? empty("No ratings in this window.") :
+      h("div", { class: "table-wrap" }, h("table", null,
+        h("thead", null, h("tr", null, ["Module", "Mean", "Count", "Change", "Personas", "Last rated", ""].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", null, r.modules.map((m) => h("tr", null,
+          h("th", { scope: "row" }, h("a", { href: `#/modules/${encodeURIComponent(m.module)}` }, m.module)),
+          h("td", { class: "num" }, num(m.mean, 2)), h("td", { class: "num" }, num(m.count)),
+          h("td", { class: "num" }, m.change === null || m.change === undefined ? "—" : `${m.change >= 0 ? "+" : ""}${num(m.change, 2)}`),
+          h("td", { class: "num" }, num(m.personas)), h("td", null, time(m.lastRatedAt ?? null)),
+          h("td", null, m.flagged ? badge("flagged", "quarantined") : null)))))));
+  };
+  sel.addEventListener("change", () => { win = sel.value; void refresh(); });
+  return { refresh };
+}
+
+function trendChart(t: Trend): Node {
+  const b = (t.buckets ?? []).filter((x) => x.mean !== null && x.mean !== undefined);
+  if (b.length === 0) return empty("No ratings for this module yet.");
+  const W = 640, H = 220, P = 32;
+  const x = (i: number) => P + (b.length === 1 ? (W - 2 * P) / 2 : (i * (W - 2 * P)) / (b.length - 1));
+  const y = (v: number) => H - P - ((v - 1) / 4) * (H - 2 * P);
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": `Weekly mean rating of ${t.module ?? "module"}` });
+  for (const v of [1, 2, 3, 4, 5]) {
+    svg.appendChild(s("line", { x1: P, x2: W - P, y1: y(v), y2: y(v), class: "grid" }));
+    svg.appendChild(s("text", { x: 4, y: y(v) + 4, class: "axis" }, String(v)));
+  }
+  b.forEach((k, i) => { if (k.flagged) svg.appendChild(s("rect", { x: x(i) - 10, y: P, width: 20, height: H - 2 * P, class: "flag-band" }, s("title", {}, "flagged week"))); });
+  const base = b.map((k, i) => (k.baseline ?? t.baseline) != null ? `${x(i)},${y((k.baseline ?? t.baseline) as number)}` : "").filter(Boolean);
+  if (base.length) svg.appendChild(s("polyline", { points: base.join(" "), class: "baseline" }));
+  svg.appendChild(s("polyline", { points: b.map((k, i) => `${x(i)},${y(k.mean as number)}`).join(" "), class: "line" }));
+  b.forEach((k, i) => svg.appendChild(s("circle", { cx: x(i), cy: y(k.mean as number), r: 4, class: k.partial ? "pt partial" : "pt" },
+    s("title", {}, `${new Date(k.start).toLocaleDateString()}: mean ${num(k.mean, 2)} (${k.count ?? 0} ratings)${k.partial ? ", partial" : ""}${k.flagged ? ", flagged" : ""}`))));
+  return h("figure", null, svg, h("figcaption", { class: "muted small" }, "Solid: weekly mean; dashed: baseline; shaded: weeks the regression flag covers; hollow point: current, partial week."));
+}
+
+export function modulePage(main: HTMLElement, module: string): Page {
+  const trend = section("Weekly trend", "trend");
+  const notes = section("Worst notes", "worst");
+  replace(main, h("p", null, h("a", { href: "#/modules" }, "← Modules")), h("h1", null, "Module ", h("code", null, module)), trend.el, notes.el);
+  const dt = region(trend.body, "Module trend");
+  const dn = region(notes.body, "Notes");
+  return {
+    refresh: async () => {
+      await Promise.all([
+        dt(() => optional(api<Trend>("GET", `/modules/${encodeURIComponent(module)}/trend${qs({ bucket: "week" })}`)), (t) => [
+          t.verdict?.flagged ? h("p", { class: "flagged", "data-flagged": "true" }, badge("flagged", "quarantined"), ` rated worse than its baseline${t.verdict.delta != null ? ` by ${num(Math.abs(t.verdict.delta), 2)}` : ""}`, t.verdict.since ? [" since ", time(t.verdict.since, "absolute")] : null)
+            : h("p", { "data-flagged": "false" }, "Not flagged."),
+          trendChart({ ...t, module }),
+        ]),
+        dn(() => optional(api<{ feedback: Feedback[] }>("GET", `/feedback${qs({ module, maxRating: 2, limit: 20 })}`)), (r) => notesList(r.feedback ?? [])),
+      ]);
+    },
+  };
+}
+
+function notesList(items: Feedback[]): Node {
+  if (items.length === 0) return empty("No notes.");
+  return h("ul", { class: "notes" }, items.map((f) => h("li", null,
+    h("div", null, badge(`${f.rating} ★`, `r${f.rating}`), " ", h("a", { href: `#/modules/${encodeURIComponent(f.module)}` }, f.module),
+      f.personaId ? [" · ", h("a", { href: personaHref(f.personaId) }, f.personaName ?? f.personaId)] : null,
+      f.archetype ? h("span", { class: "muted" }, ` (${f.archetype})`) : null, " · ", time(f.createdAt ?? null)),
+    f.notes ? h("p", { lang: "de" }, f.notes) : h("p", { class: "muted" }, "no note"))));
+}
+
+export function notesPage(main: HTMLElement, q: URLSearchParams): Page {
+  const f = { module: q.get("module") ?? "", maxRating: q.get("maxRating") ?? "" };
+  const mod = h("input", { id: "n-module", type: "text", value: f.module, autocomplete: "off" });
+  const max = h("select", { id: "n-max" }, h("option", { value: "" }, "any"), [1, 2, 3, 4].map((n) => h("option", { value: n, selected: String(n) === f.maxRating }, `≤ ${n}`)));
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Filter notes" },
+    h("div", null, h("label", { for: "n-module" }, "Module"), mod), h("div", null, h("label", { for: "n-max" }, "Rating"), max), h("button", { type: "submit", class: "primary" }, "Apply"));
+  const sec = section("Notes", "notes");
+  const more = h("button", { type: "button", id: "notes-more", hidden: true }, "Older notes →");
+  const cursors: string[] = [""];
+  let idx = 0;
+  let next: string | null = null;
+  replace(main, h("h1", null, "Notes"), form, sec.el, h("nav", { class: "pager", "aria-label": "Pages" }, more));
+  const draw = region(sec.body, "Notes feed");
+  const refresh = async () => {
+    const r = await draw(() => optional(api<{ feedback: Feedback[]; nextCursor?: string | null }>("GET", `/feedback${qs({ module: f.module, maxRating: f.maxRating, cursor: cursors[idx], limit: 50 })}`)), (r) => notesList(r.feedback ?? []));
+    next = r?.nextCursor ?? null;
+    more.hidden = !next;
+  };
+  form.addEventListener("submit", (e) => { e.preventDefault(); f.module = mod.value.trim(); f.maxRating = max.value; cursors.length = 1; idx = 0; void refresh(); });
+  more.addEventListener("click", () => { if (next) { cursors[idx + 1] = next; idx++; void refresh(); } });
+  return { refresh };
+}
+
+// Re-exported so the bundle keeps one import site for page helpers.
+export { notAvailable };
