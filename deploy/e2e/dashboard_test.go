@@ -92,8 +92,9 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 
-	// A signed-up user who is not an admin.
-	auth, err := manaauth.New(s.gateway)
+	// A signed-up user who is not an admin (registered at mana-auth itself:
+	// the gateway forwards only the browser's sign-in paths).
+	auth, err := manaauth.New(s.authURL)
 	require.NoError(t, err)
 	userEmail, userPassword := "someone@mana.test", "not-an-admin-password"
 	_, err = auth.Register(ctx, manaauth.RegisterRequest{Email: userEmail, Password: userPassword, Name: "Someone"})

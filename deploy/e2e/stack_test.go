@@ -197,7 +197,11 @@ func startStack(t *testing.T) *stack {
 	s.gateway = "http://127.0.0.1:" + strconv.Itoa(gwPort)
 	common := []string{"DATABASE_URL=" + s.dsn, "MANA_SERVICE_KEY=" + serviceKey, "LOG_LEVEL=warn", "NODE_ENV=development"}
 
-	auth := s.start(t, "mana-auth-dev", append(common, "PORT="+strconv.Itoa(authPort), "MANA_AUTH_DEV_BASE_URL="+s.authURL),
+	// The dashboard signs in through the gateway, so the browser's Origin is
+	// the gateway's: mana-auth must trust it (as the platform's must trust
+	// the dashboard's origin).
+	auth := s.start(t, "mana-auth-dev", append(common, "PORT="+strconv.Itoa(authPort), "MANA_AUTH_DEV_BASE_URL="+s.authURL,
+		"MANA_AUTH_DEV_TRUSTED_ORIGINS="+s.gateway),
 		filepath.Join(bin, "mana-auth-dev"))
 	waitReady(t, auth, s.authURL+"/healthz")
 

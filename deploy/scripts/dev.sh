@@ -104,7 +104,9 @@ wait_ready() { # name url
 echo "database: $(printf '%s' "$DATABASE_URL" | sed -E 's#//([^:@/]+):[^@]*@#//\1:***@#')"
 bin/personas-internal migrate >"$logs/migrate.log" 2>&1 || { cat "$logs/migrate.log" >&2; die "migration failed"; }
 
-start mana-auth-dev env LISTEN_HOST=$host PORT="$auth_port" MANA_SERVICE_KEY="$key" MANA_AUTH_DEV_BASE_URL="$auth_url" bin/mana-auth-dev
+# The dashboard signs in through the gateway: trust its origin.
+start mana-auth-dev env LISTEN_HOST=$host PORT="$auth_port" MANA_SERVICE_KEY="$key" MANA_AUTH_DEV_BASE_URL="$auth_url" \
+  MANA_AUTH_DEV_TRUSTED_ORIGINS="$gw_url,http://localhost:$gw_port" bin/mana-auth-dev
 wait_ready mana-auth-dev "$auth_url/healthz"
 
 # Short backoffs, so the simulator's failed ticks come round again within

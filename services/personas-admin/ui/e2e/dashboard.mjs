@@ -348,8 +348,9 @@ try {
   await R.page.locator("[data-stat=list-total]").waitFor();
   const before = R.counter.tokens;
   // The page's token was minted just now; a fresh one tells its lifetime.
-  const fresh = await (await fetch(`${GW}/api/v1/auth/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: ADMIN.email, password: ADMIN.password }) })).json();
-  const exp = JSON.parse(Buffer.from(fresh.accessToken.split(".")[1], "base64url").toString()).exp;
+  const session = await (await fetch(`${GW}/api/auth/sign-in/email`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: ADMIN.email, password: ADMIN.password }) })).json();
+  const fresh = await (await fetch(`${GW}/api/auth/token`, { headers: { Authorization: `Bearer ${session.token}` } })).json();
+  const exp = JSON.parse(Buffer.from(fresh.token.split(".")[1], "base64url").toString()).exp;
   const lifetime = exp * 1000 - Date.now();
   // Past the renewal point (one minute before expiry) and past the expiry itself.
   await R.page.clock.fastForward(lifetime - 30_000);
