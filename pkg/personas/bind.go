@@ -28,9 +28,6 @@ type Bound struct {
 	// SQL has PostgreSQL placeholders ($1, $2, ...), for pgx.
 	SQL  string
 	Args []any
-	// bun is the same text with bun's ?0, ?1 placeholders, as the store's
-	// transactions run it.
-	bun string
 }
 
 // BindInput is what a statement's arguments are computed from; each
@@ -122,21 +119,20 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 		}
 		b.Args = []any{in.PersonaID, now, raw, tokenArg(in.LeaseToken)}
 	case "lockLease":
-		b.bun, b.Args = lockLeaseSQL, []any{in.PersonaID}
+		b.Args = []any{in.PersonaID}
 	case "startTick":
 		started := now
 		if in.Start.StartedAt != nil {
 			started = in.Start.StartedAt.UTC().Truncate(time.Microsecond)
 		}
-		b.bun = startTickSQL
 		b.Args = []any{in.PersonaID, in.Start.TickID, in.Start.RunnerID, tokenHashOrNil(in.Start.LeaseToken),
 			in.Start.Model, in.Start.PlatformVersion, started, staleCount(in.Start.LeaseToken, in.Holds), now}
 	case "bindTick":
-		b.bun, b.Args = bindTickSQL, []any{in.PersonaID, in.Start.TickID}
+		b.Args = []any{in.PersonaID, in.Start.TickID}
 	case "getTick":
-		b.bun, b.Args = getTickSQL, []any{in.PersonaID, in.TickID}
+		b.Args = []any{in.PersonaID, in.TickID}
 	case "tickStatus":
-		b.bun, b.Args = tickStatusSQL, []any{in.PersonaID, in.TickID}
+		b.Args = []any{in.PersonaID, in.TickID}
 	case "finishTick":
 		finished := now
 		if in.Finish.FinishedAt != nil {
@@ -147,11 +143,10 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 			runner = &in.RunnerID
 		}
 		f := in.Finish
-		b.bun = finishTickSQL
 		b.Args = []any{in.PersonaID, in.TickID, runner, string(f.Status), f.ErrorKind, f.ErrorMessage, f.Summary,
 			f.RatingStatus, f.TokensIn, f.TokensOut, finished, staleCount(in.LeaseToken, in.Holds), now}
 	case "finishPersona":
-		b.bun = finishPersonaSQL(in.Holds, in.Finish.Status.Success())
+		b.SQL = finishPersonaPG[boolIndex(in.Holds)][boolIndex(in.Finish.Status.Success())]
 		b.Args = []any{in.PersonaID, string(in.Finish.Status), now}
 		if !in.Finish.Status.Success() {
 			b.Args = append(b.Args, s.failureArgs(now)[1:]...)
@@ -159,10 +154,8 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 	default:
 		return b, fmt.Errorf("personas: no statement %q", name)
 	}
-	if b.bun == "" {
+	if b.SQL == "" {
 		b.SQL = prepared[name]
-	} else {
-		b.SQL = toPostgresPlaceholders(b.bun)
 	}
 	return b, nil
 }
@@ -174,6 +167,24 @@ func (s *Store) mustBind(name string, in BindInput) Bound {
 		panic(err)
 	}
 	return b
+}
+
+// finishPersonaPG holds finishPersonaSQL's variants, [holds][success],
+// converted once.
+var finishPersonaPG = func() (out [2][2]string) {
+	for h := range 2 {
+		for ok := range 2 {
+			out[h][ok] = toPostgresPlaceholders(finishPersonaSQL(h == 1, ok == 1))
+		}
+	}
+	return out
+}()
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func tokenArg(token string) any {

@@ -289,12 +289,45 @@ func finishPersonaSQL(holds, success bool) string {
 	return `UPDATE personas.personas AS p SET ` + set + ` WHERE user_id = ?0`
 }
 
-// raw runs a bound statement through bun (in the store's transactions).
-func raw(db bun.IDB, b Bound) *bun.RawQuery { return db.NewRaw(b.bun, b.Args...) }
+// sqlConn runs the tick statements: the pool, or a transaction's Tx.
+type sqlConn interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
 
-func lockLease(ctx context.Context, tx bun.Tx, b Bound) (leaseRow, error) {
+// scanOne runs a bound statement as a cached prepared statement (like the
+// hot statements: parsed and planned once per connection, not on every
+// call) and scans its first row with bun into dest; sql.ErrNoRows when
+// there is none.
+func (s *Store) scanOne(ctx context.Context, c sqlConn, b Bound, dest ...any) error {
+	rows, err := c.QueryContext(ctx, b.SQL, execArgs(b.Args)...)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rows.Close() }()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := s.db.ScanRow(ctx, rows, dest...); err != nil {
+		return err
+	}
+	for rows.Next() { //nolint:revive // drain: a statement's error may follow its first row
+	}
+	return rows.Err()
+}
+
+// execBound runs a bound statement that returns no rows, prepared likewise.
+func execBound(ctx context.Context, c sqlConn, b Bound) error {
+	_, err := c.ExecContext(ctx, b.SQL, execArgs(b.Args)...)
+	return err
+}
+
+func (s *Store) lockLease(ctx context.Context, tx bun.Tx, b Bound) (leaseRow, error) {
 	var l leaseRow
-	err := raw(tx, b).Scan(ctx, &l)
+	err := s.scanOne(ctx, tx.Tx, b, &l)
 	return l, err
 }
 
@@ -327,22 +360,22 @@ func (s *Store) StartTick(ctx context.Context, personaID string, in TickStart) (
 	var res TickResult
 	err := s.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		bi := BindInput{Now: now, PersonaID: personaID, TickID: in.TickID, Start: in}
-		l, err := lockLease(ctx, tx, s.mustBind("lockLease", bi))
+		l, err := s.lockLease(ctx, tx, s.mustBind("lockLease", bi))
 		if err != nil {
 			return err
 		}
 		holds, stale := l.holds(in.LeaseToken)
 		res.StaleLease = stale
 		bi.Holds = holds
-		if err := raw(tx, s.mustBind("startTick", bi)).Scan(ctx, &res.Created, &res.Tick.Status); err != nil {
+		if err := s.scanOne(ctx, tx.Tx, s.mustBind("startTick", bi), &res.Created, &res.Tick.Status); err != nil {
 			return err
 		}
 		if holds && res.Tick.Status == TickRunning {
-			if _, err := raw(tx, s.mustBind("bindTick", bi)).Exec(ctx); err != nil {
+			if err := execBound(ctx, tx.Tx, s.mustBind("bindTick", bi)); err != nil {
 				return err
 			}
 		}
-		res.Tick, err = getTick(ctx, tx, s.mustBind("getTick", bi))
+		res.Tick, err = s.getTick(ctx, tx.Tx, s.mustBind("getTick", bi))
 		return err
 	})
 	if err != nil {
@@ -380,19 +413,19 @@ func (s *Store) FinishTick(ctx context.Context, personaID, tickID string, in Tic
 	var res TickResult
 	err := s.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		bi := BindInput{Now: now, PersonaID: personaID, TickID: tickID, LeaseToken: leaseToken, Finish: in}
-		l, err := lockLease(ctx, tx, s.mustBind("lockLease", bi))
+		l, err := s.lockLease(ctx, tx, s.mustBind("lockLease", bi))
 		if err != nil {
 			return err
 		}
 		var status TickStatus
-		err = raw(tx, s.mustBind("tickStatus", bi)).Scan(ctx, &status)
+		err = s.scanOne(ctx, tx.Tx, s.mustBind("tickStatus", bi), &status)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return err
 		case status != TickRunning:
 			res.AlreadyFinished = true
-			res.Tick, err = getTick(ctx, tx, s.mustBind("getTick", bi))
+			res.Tick, err = s.getTick(ctx, tx.Tx, s.mustBind("getTick", bi))
 			return err
 		}
 		holds, stale := l.holds(leaseToken)
@@ -404,15 +437,15 @@ func (s *Store) FinishTick(ctx context.Context, personaID, tickID string, in Tic
 		if holds && l.Owner != nil {
 			bi.RunnerID = *l.Owner
 		}
-		if err := raw(tx, s.mustBind("finishTick", bi)).Scan(ctx, &res.Created); err != nil {
+		if err := s.scanOne(ctx, tx.Tx, s.mustBind("finishTick", bi), &res.Created); err != nil {
 			return err
 		}
 		if !stale {
-			if _, err := raw(tx, s.mustBind("finishPersona", bi)).Exec(ctx); err != nil {
+			if err := execBound(ctx, tx.Tx, s.mustBind("finishPersona", bi)); err != nil {
 				return err
 			}
 		}
-		res.Tick, err = getTick(ctx, tx, s.mustBind("getTick", bi))
+		res.Tick, err = s.getTick(ctx, tx.Tx, s.mustBind("getTick", bi))
 		return err
 	})
 	if err != nil {
@@ -421,9 +454,9 @@ func (s *Store) FinishTick(ctx context.Context, personaID, tickID string, in Tic
 	return res, nil
 }
 
-func getTick(ctx context.Context, db bun.IDB, b Bound) (Tick, error) {
+func (s *Store) getTick(ctx context.Context, c sqlConn, b Bound) (Tick, error) {
 	var t Tick
-	err := raw(db, b).Scan(ctx, &t)
+	err := s.scanOne(ctx, c, b, &t)
 	return t, err
 }
 
@@ -431,7 +464,7 @@ func getTick(ctx context.Context, db bun.IDB, b Bound) (Tick, error) {
 // with stored actions or feedback but no record (runners that predate
 // ticks) is returned with Recorded false. ErrNotFound when neither exists.
 func (s *Store) GetTick(ctx context.Context, personaID, tickID string) (Tick, error) {
-	t, err := getTick(ctx, s.db, s.mustBind("getTick", BindInput{PersonaID: personaID, TickID: tickID}))
+	t, err := s.getTick(ctx, s.db.DB, s.mustBind("getTick", BindInput{PersonaID: personaID, TickID: tickID}))
 	if err == nil {
 		return t, nil
 	}

@@ -337,7 +337,7 @@ func (s *service) cpuTime() (time.Duration, error) { return procCPU(s.cmd.Proces
 // procCPU reads a process's CPU time so far (user + system) from
 // /proc/PID/stat, in clock ticks of 10 ms.
 func procCPU(pid int) (time.Duration, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)) //nolint:gosec // pid is an integer: the path is /proc/N/stat
 	if err != nil {
 		return 0, err
 	}
@@ -896,8 +896,8 @@ func writeReport(ctx context.Context, o options, pool *pgxpool.Pool, results []r
 	b.WriteString("round by round. Rerun `make bench` before drawing conclusions from a small difference; to rerun one\n")
 	b.WriteString("scenario, `-only` takes comma-separated parts of scenario names, e.g.\n")
 	b.WriteString("`go run ./services/personas-bench -out /tmp/bench.md -only 'tick cycle'`.\n")
-	b.WriteString("\n## Statements per operation\n\nBoth sides issue the same statements (by their names in `personas.BindNames`);\n")
-	b.WriteString("the service runs the transactions' statements through bun (simple protocol), the others as prepared statements.\n\n")
+	b.WriteString("\n## Statements per operation\n\nBoth sides issue the same statements with the same arguments (`personas.Store.Bind`;\n")
+	b.WriteString("names as in `personas.BindNames`), all as cached prepared statements, each a round trip of its own.\n\n")
 	b.WriteString("| scenario | statements |\n| --- | --- |\n")
 	b.WriteString("| POST actions | insertActions |\n| POST feedback | insertFeedback |\n| GET /due | sweep, due |\n| POST /due/claim | sweep, claim |\n")
 	b.WriteString("| tick cycle | sweep, claim; BEGIN, lockLease, startTick, bindTick, getTick, COMMIT; insertActions ×2; insertFeedback;" +
