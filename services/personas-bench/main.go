@@ -57,6 +57,9 @@ type options struct {
 	claimLimit int
 	only       string
 	rounds     int
+	// loadStart and loadEnd are /proc/loadavg's 1- and 5-minute figures
+	// around the load phase: how busy the shared machine was.
+	loadStart, loadEnd string
 }
 
 func main() {
@@ -151,6 +154,7 @@ func run(ctx context.Context, o options) error {
 	b := &bench{o: o, pool: pool, base: svc.url, activeIDs: ids, binder: personas.New(nil),
 		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 30 * time.Second}}
 	var results []result
+	o.loadStart = loadAvg()
 	for _, sc := range b.scenarios() {
 		if !selected(o.only, sc.name) {
 			continue
@@ -208,6 +212,7 @@ func run(ctx context.Context, o options) error {
 			results = append(results, result{scenario: sc.name, conc: c, svc: sv.stats(), raw: rw.stats()})
 		}
 	}
+	o.loadEnd = loadAvg()
 	peak, err := svc.peakRSS()
 	if err != nil {
 		return err
@@ -856,7 +861,8 @@ func writeReport(ctx context.Context, o options, pool *pgxpool.Pool, results []r
 	fmt.Fprintf(&b, "- **Caveat: other work (other sessions' test suites, on other databases of the same PostgreSQL server)\n")
 	fmt.Fprintf(&b, "  was running on this machine during the run.** It takes CPU from both sides alike at random moments;\n")
 	fmt.Fprintf(&b, "  alternating the sides round by round spreads it over both, but absolute figures are lower and noisier\n")
-	fmt.Fprintf(&b, "  than on an idle machine, and a ratio can move by several points between runs.\n")
+	fmt.Fprintf(&b, "  than on an idle machine, and a ratio can move by several points between runs. Load average\n")
+	fmt.Fprintf(&b, "  (/proc/loadavg, 1 and 5 min) when the load phase began: %s; when it ended: %s.\n", o.loadStart, o.loadEnd)
 	fmt.Fprintf(&b, "- Data: %d personas (%d due), %d actions seeded. Each scenario and concurrency runs %d rounds of %s per side,\n", o.personas, o.due, o.actions, o.rounds, o.duration)
 	fmt.Fprintf(&b, "  alternating which side goes first (S R, R S, ...); figures pool all rounds.\n")
 	fmt.Fprintf(&b, "- *service*: HTTP to `bin/personas-internal` (NODE_ENV=production, JSON access logs at info to a file, pool of 32,\n")
@@ -869,8 +875,8 @@ func writeReport(ctx context.Context, o options, pool *pgxpool.Pool, results []r
 	fmt.Fprintf(&b, "  (their pids from `pg_stat_activity`, their CPU from /proc; background processes such as the WAL writer,\n")
 	fmt.Fprintf(&b, "  checkpointer and autovacuum are not counted).\n")
 	fmt.Fprintf(&b, "- One operation of the *tick cycle* is one runner's whole tick: claim 1 → start the tick → 2 batches of 10\n")
-	fmt.Fprintf(&b, "  actions → 4 ratings → finish ok, all under the claim's lease token (6 HTTP requests; 13 statements in 2\n")
-	fmt.Fprintf(&b, "  transactions and 5 single statements): its ops/s are cycles/s and its CPU columns are per cycle.\n")
+	fmt.Fprintf(&b, "  actions → 4 ratings → finish ok, all under the claim's lease token (6 HTTP requests; 14 statements, 9 of\n")
+	fmt.Fprintf(&b, "  them in 2 transactions): its ops/s are cycles/s and its CPU columns are per cycle.\n")
 	fmt.Fprintf(&b, "- Claims are bounded to %d requests and tick cycles to %d per run so the due set never runs dry; leases\n",
 		o.due/o.claimLimit*9/10, o.due*9/10)
 	fmt.Fprintf(&b, "  are ended and the due personas made due again before every run.\n\n")
@@ -915,6 +921,15 @@ func writeReport(ctx context.Context, o options, pool *pgxpool.Pool, results []r
 	logf("wrote %s", o.out)
 	fmt.Print(b.String())
 	return nil
+}
+
+// loadAvg is the machine's 1- and 5-minute load average.
+func loadAvg() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(raw)); err == nil && len(f) >= 2 {
+		return f[0] + " / " + f[1]
+	}
+	return "unknown"
 }
 
 // selected reports whether a scenario runs under -only: a comma-separated
