@@ -73,9 +73,9 @@ db: ## find/start/install PostgreSQL and print DATABASE_URL
 migrate: build ## apply migrations to $$DATABASE_URL (or the local server)
 	@url="$$(deploy/scripts/db.sh)"; DATABASE_URL="$$url" bin/personas-internal migrate
 
-bench: build ## seed 10k personas / 1M actions, load the service vs raw PostgreSQL, run the Go benchmarks; writes BENCHMARKS.md
+bench: build ## seed 10k personas / 200k actions, load the service vs raw PostgreSQL, run the Go benchmarks; writes BENCHMARKS.md
 	@url="$$(deploy/scripts/db.sh)"; export DATABASE_URL="$$url"; \
-	$(GO) run ./services/personas-bench -out BENCHMARKS.md && deploy/scripts/gobench.sh BENCHMARKS.md && \
+	$(GO) run ./services/personas-bench -out BENCHMARKS.md $(BENCH_FLAGS) && deploy/scripts/gobench.sh BENCHMARKS.md && \
 	$(GO) run ./services/personas-internal/rss -out BENCHMARKS.md
 
 dev: build ## bring the whole system up locally (Ctrl-C stops it)

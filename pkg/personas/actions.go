@@ -2,13 +2,10 @@ package personas
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-
-	fastjson "github.com/goccy/go-json"
 )
 
 // Limits on action batches.
@@ -116,14 +113,6 @@ func (o WriteOptions) Validate() error {
 	return p.Err()
 }
 
-// tokenArg is the token as a statement argument (NULL when absent).
-func (o WriteOptions) tokenArg() any {
-	if o.LeaseToken == "" {
-		return nil
-	}
-	return o.LeaseToken
-}
-
 type actionRow struct {
 	ID           string  `json:"id"`
 	TickID       string  `json:"tick_id"`
@@ -148,36 +137,16 @@ func (s *Store) InsertActions(ctx context.Context, personaID string, rows []Acti
 	if err := opts.Validate(); err != nil {
 		return WriteResult{}, err
 	}
-	// Nothing below the encoding refers to rows or payload again, so the
-	// GC may reclaim them while the statement runs (a batch can be tens of
-	// MB): only its JSON stays alive.
+	// Nothing below the encoding refers to rows again, so the GC may reclaim
+	// them while the statement runs (a batch can be tens of MB).
 	n := len(rows)
-	payload := make([]actionRow, 0, n)
-	seen := make(map[string]struct{}, n)
-	for i, r := range rows {
-		idx := i
-		if r.Seq != nil {
-			idx = *r.Seq
-		}
-		id := ActionID(r.TickID, idx, r.ToolName)
-		if _, dup := seen[id]; dup {
-			continue // the first occurrence wins; this one counts as a duplicate
-		}
-		seen[id] = struct{}{}
-		payload = append(payload, actionRow{
-			ID: id, TickID: r.TickID, Seq: r.Seq, ToolName: r.ToolName,
-			InputHash: r.InputHash, Result: r.Result, ErrorMessage: r.ErrorMessage, LatencyMs: r.LatencyMs,
-		})
-	}
-	raw, err := fastjson.Marshal(payload)
+	b, err := s.Bind("insertActions", BindInput{PersonaID: personaID, Actions: rows, LeaseToken: opts.LeaseToken})
 	if err != nil {
-		return WriteResult{}, fmt.Errorf("encode actions: %w", err)
+		return WriteResult{}, err
 	}
-	now := s.Now()
 	var found, written int
 	var stale bool
-	err = s.queryRowPrepared(ctx, "insertActions", personaID, now, json.RawMessage(raw), now.Truncate(time.Hour), opts.tokenArg()).
-		Scan(&found, &written, &stale)
+	err = s.queryRowPrepared(ctx, b.Name, b.Args...).Scan(&found, &written, &stale)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("insert actions: %w", translate(err))
 	}

@@ -200,7 +200,8 @@ func dueArgs(now time.Time) []any {
 // found when the schedule is next looked at, with no background loop.
 func (s *Store) sweep(ctx context.Context, now time.Time) (paused bool, err error) {
 	var crashed int
-	err = s.queryRowPrepared(ctx, "sweep", s.failureArgs(now)...).Scan(&paused, &crashed)
+	b := s.mustBind("sweep", BindInput{Now: now})
+	err = s.queryRowPrepared(ctx, b.Name, b.Args...).Scan(&paused, &crashed)
 	if err != nil {
 		return false, fmt.Errorf("sweep lapsed leases: %w", translate(err))
 	}
@@ -229,7 +230,8 @@ func (s *Store) Due(ctx context.Context, limit *int) (DueResult, error) {
 		res.Paused = paused
 		return res, err
 	}
-	if err := s.queryPrepared(ctx, "due", &res.Personas, append(dueArgs(now), n)...); err != nil {
+	b := s.mustBind("due", BindInput{Now: now, Limit: n})
+	if err := s.queryPrepared(ctx, b.Name, &res.Personas, b.Args...); err != nil {
 		return res, fmt.Errorf("list due personas: %w", translate(err))
 	}
 	return res, nil
@@ -295,13 +297,8 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (DueResult, error) 
 		res.Paused = paused
 		return res, err
 	}
-	tokens := make([]string, limit)
-	for i := range tokens {
-		tokens[i] = newLeaseToken()
-	}
-	lease := req.Lease().Truncate(time.Second)
-	args := append(dueArgs(now), limit, req.RunnerID, now.Add(lease), tokens, int(lease.Seconds()))
-	if err := s.queryPrepared(ctx, "claim", &res.Personas, args...); err != nil {
+	b := s.mustBind("claim", BindInput{Now: now, Limit: limit, RunnerID: req.RunnerID, Lease: req.Lease()})
+	if err := s.queryPrepared(ctx, b.Name, &res.Personas, b.Args...); err != nil {
 		return res, fmt.Errorf("claim due personas: %w", translate(err))
 	}
 	return res, nil

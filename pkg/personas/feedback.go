@@ -2,12 +2,9 @@ package personas
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
-
-	fastjson "github.com/goccy/go-json"
 )
 
 // Limits on feedback batches.
@@ -76,24 +73,13 @@ func (s *Store) InsertFeedback(ctx context.Context, personaID string, rows []Fee
 	if err := opts.Validate(); err != nil {
 		return WriteResult{}, err
 	}
-	payload := make([]feedbackRow, 0, len(rows))
-	seen := make(map[string]struct{}, len(rows))
-	for _, r := range rows {
-		id := FeedbackID(r.TickID, r.Module)
-		if _, dup := seen[id]; dup {
-			continue // the first rating wins; this one counts as a duplicate
-		}
-		seen[id] = struct{}{}
-		payload = append(payload, feedbackRow{ID: id, TickID: r.TickID, Module: r.Module, Rating: r.Rating, Notes: r.Notes})
-	}
-	raw, err := fastjson.Marshal(payload)
+	b, err := s.Bind("insertFeedback", BindInput{PersonaID: personaID, Feedback: rows, LeaseToken: opts.LeaseToken})
 	if err != nil {
-		return WriteResult{}, fmt.Errorf("encode feedback: %w", err)
+		return WriteResult{}, err
 	}
 	var found, written int
 	var stale bool
-	err = s.queryRowPrepared(ctx, "insertFeedback", personaID, s.Now(), json.RawMessage(raw), opts.tokenArg()).
-		Scan(&found, &written, &stale)
+	err = s.queryRowPrepared(ctx, b.Name, b.Args...).Scan(&found, &written, &stale)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("insert feedback: %w", translate(err))
 	}

@@ -9,8 +9,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// The runner's hot statements (due, claim, inserting actions and feedback)
-// bypass bun's query formatter and run as server-side prepared statements:
+// The runner's statements (sweep, due, claim, inserting actions and
+// feedback, and those of the tick start and finish transactions) bypass
+// bun's query formatter and run as server-side prepared statements:
 // PostgreSQL parses and plans each once per connection instead of on every
 // call, and large JSON arguments are sent as parameters instead of being
 // escaped into the SQL text. They are written with bun-style positional
@@ -24,6 +25,12 @@ var prepared = func() map[string]string {
 		"sweep":          sweepSQL,
 		"insertActions":  insertActionsSQL,
 		"insertFeedback": insertFeedbackSQL,
+		"lockLease":      lockLeaseSQL,
+		"startTick":      startTickSQL,
+		"bindTick":       bindTickSQL,
+		"getTick":        getTickSQL,
+		"tickStatus":     tickStatusSQL,
+		"finishTick":     finishTickSQL,
 	} {
 		out[name] = toPostgresPlaceholders(q)
 	}
@@ -39,10 +46,12 @@ func toPostgresPlaceholders(q string) string {
 	})
 }
 
-// Statement returns the SQL of one of the store's hot statements exactly as
-// the store sends it ($1, $2, ... placeholders), so benchmarks can run the
-// same SQL straight against PostgreSQL and tests can check its plan. Names:
-// "due", "claim", "sweep", "insertActions", "insertFeedback".
+// Statement returns the SQL of one of the store's prepared statements
+// exactly as the store sends it ($1, $2, ... placeholders), so tests can
+// check its plan. Names: "due", "claim", "sweep", "insertActions",
+// "insertFeedback" and the tick transactions' "lockLease", "startTick",
+// "bindTick", "getTick", "tickStatus", "finishTick" ("finishPersona" has
+// variants: see Bind, which also gives any statement its arguments).
 func Statement(name string) (string, bool) {
 	q, ok := prepared[name]
 	return q, ok

@@ -242,13 +242,92 @@ type leaseRow struct {
 	TickID    *string `bun:"lease_tick_id"`
 }
 
-// lockLease locks the persona row (always the first lock a tick operation
-// takes, as in the write statements, so they cannot deadlock) and reads its
-// lease.
-func lockLease(ctx context.Context, tx bun.Tx, personaID string) (leaseRow, error) {
+// The statements of the tick start and finish transactions; Bind gives
+// them their arguments.
+const (
+	// lockLeaseSQL locks the persona row (always the first lock a tick
+	// operation takes, as in the write statements, so they cannot deadlock)
+	// and reads its lease.
+	lockLeaseSQL = `SELECT lease_owner, lease_token_hash, lease_tick_id FROM personas.personas WHERE user_id = ?0 FOR UPDATE`
+	startTickSQL = `
+INSERT INTO personas.persona_ticks AS t
+       (persona_id, tick_id, runner_id, lease_token_hash, model, platform_version, started_at, stale_writes, created_at)
+VALUES (?0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ON CONFLICT (persona_id, tick_id) DO UPDATE SET stale_writes = t.stale_writes + EXCLUDED.stale_writes
+RETURNING (xmax = 0) AS created, status`
+	// bindTickSQL binds the lease to the tick just started.
+	bindTickSQL   = `UPDATE personas.personas SET lease_tick_id = ?1 WHERE user_id = ?0`
+	getTickSQL    = tickSelect + ` WHERE t.persona_id = ?0 AND t.tick_id = ?1`
+	tickStatusSQL = `SELECT status FROM personas.persona_ticks WHERE persona_id = ?0 AND tick_id = ?1 FOR UPDATE`
+	finishTickSQL = `
+INSERT INTO personas.persona_ticks AS t
+       (persona_id, tick_id, runner_id, status, error_kind, error_message, summary, rating_status,
+        tokens_in, tokens_out, finished_at, stale_writes, created_at)
+VALUES (?0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+ON CONFLICT (persona_id, tick_id) DO UPDATE
+   SET runner_id = COALESCE(t.runner_id, EXCLUDED.runner_id), status = EXCLUDED.status,
+       error_kind = EXCLUDED.error_kind, error_message = EXCLUDED.error_message, summary = EXCLUDED.summary,
+       rating_status = EXCLUDED.rating_status, tokens_in = EXCLUDED.tokens_in, tokens_out = EXCLUDED.tokens_out,
+       finished_at = EXCLUDED.finished_at, stale_writes = t.stale_writes + EXCLUDED.stale_writes
+RETURNING (xmax = 0) AS created`
+)
+
+// finishPersonaSQL applies a finish to the persona: ?0 persona id, ?1 the
+// status, ?2 now; a failure also ?3 backoff min, ?4 max, ?5 the threshold.
+// holds: the finish ends the lease.
+func finishPersonaSQL(holds, success bool) string {
+	set := `last_tick_status = ?1, last_tick_finished_at = ?2::timestamptz`
+	if holds {
+		set += ", " + leaseCleared
+	}
+	if success {
+		set += `, last_active_at = ?2::timestamptz, last_done_at = ?2::timestamptz,
+       consecutive_failures = 0, next_attempt_at = NULL`
+	} else {
+		set += ", " + failureSet("?2::timestamptz", "?3::float8", "?4::float8", "?5::integer")
+	}
+	return `UPDATE personas.personas AS p SET ` + set + ` WHERE user_id = ?0`
+}
+
+// sqlConn runs the tick statements: the pool, or a transaction's Tx.
+type sqlConn interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// scanOne runs a bound statement as a cached prepared statement (like the
+// hot statements: parsed and planned once per connection, not on every
+// call) and scans its first row with bun into dest; sql.ErrNoRows when
+// there is none.
+func (s *Store) scanOne(ctx context.Context, c sqlConn, b Bound, dest ...any) error {
+	rows, err := c.QueryContext(ctx, b.SQL, execArgs(b.Args)...)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rows.Close() }()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := s.db.ScanRow(ctx, rows, dest...); err != nil {
+		return err
+	}
+	for rows.Next() { //nolint:revive // drain: a statement's error may follow its first row
+	}
+	return rows.Err()
+}
+
+// execBound runs a bound statement that returns no rows, prepared likewise.
+func execBound(ctx context.Context, c sqlConn, b Bound) error {
+	_, err := c.ExecContext(ctx, b.SQL, execArgs(b.Args)...)
+	return err
+}
+
+func (s *Store) lockLease(ctx context.Context, tx bun.Tx, b Bound) (leaseRow, error) {
 	var l leaseRow
-	err := tx.NewRaw(`SELECT lease_owner, lease_token_hash, lease_tick_id FROM personas.personas WHERE user_id = ?0 FOR UPDATE`,
-		personaID).Scan(ctx, &l)
+	err := s.scanOne(ctx, tx.Tx, b, &l)
 	return l, err
 }
 
@@ -280,38 +359,23 @@ func (s *Store) StartTick(ctx context.Context, personaID string, in TickStart) (
 	}
 	var res TickResult
 	err := s.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		l, err := lockLease(ctx, tx, personaID)
+		bi := BindInput{Now: now, PersonaID: personaID, TickID: in.TickID, Start: in}
+		l, err := s.lockLease(ctx, tx, s.mustBind("lockLease", bi))
 		if err != nil {
 			return err
 		}
 		holds, stale := l.holds(in.LeaseToken)
 		res.StaleLease = stale
-		staleN := 0
-		if stale {
-			staleN = 1
-		}
-		started := now
-		if in.StartedAt != nil {
-			started = in.StartedAt.UTC().Truncate(time.Microsecond)
-		}
-		err = tx.NewRaw(`
-INSERT INTO personas.persona_ticks AS t
-       (persona_id, tick_id, runner_id, lease_token_hash, model, platform_version, started_at, stale_writes, created_at)
-VALUES (?0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-ON CONFLICT (persona_id, tick_id) DO UPDATE SET stale_writes = t.stale_writes + EXCLUDED.stale_writes
-RETURNING (xmax = 0) AS created, status`,
-			personaID, in.TickID, in.RunnerID, tokenHashOrNil(in.LeaseToken), in.Model, in.PlatformVersion,
-			started, staleN, now).Scan(ctx, &res.Created, &res.Tick.Status)
-		if err != nil {
+		bi.Holds = holds
+		if err := s.scanOne(ctx, tx.Tx, s.mustBind("startTick", bi), &res.Created, &res.Tick.Status); err != nil {
 			return err
 		}
 		if holds && res.Tick.Status == TickRunning {
-			if _, err := tx.NewRaw(`UPDATE personas.personas SET lease_tick_id = ?1 WHERE user_id = ?0`,
-				personaID, in.TickID).Exec(ctx); err != nil {
+			if err := execBound(ctx, tx.Tx, s.mustBind("bindTick", bi)); err != nil {
 				return err
 			}
 		}
-		res.Tick, err = getTick(ctx, tx, personaID, in.TickID)
+		res.Tick, err = s.getTick(ctx, tx.Tx, s.mustBind("getTick", bi))
 		return err
 	})
 	if err != nil {
@@ -346,26 +410,22 @@ func (s *Store) FinishTick(ctx context.Context, personaID, tickID string, in Tic
 	if err := in.Validate(now); err != nil {
 		return TickResult{}, err
 	}
-	finished := now
-	if in.FinishedAt != nil {
-		finished = in.FinishedAt.UTC().Truncate(time.Microsecond)
-	}
 	var res TickResult
 	err := s.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		l, err := lockLease(ctx, tx, personaID)
+		bi := BindInput{Now: now, PersonaID: personaID, TickID: tickID, LeaseToken: leaseToken, Finish: in}
+		l, err := s.lockLease(ctx, tx, s.mustBind("lockLease", bi))
 		if err != nil {
 			return err
 		}
 		var status TickStatus
-		err = tx.NewRaw(`SELECT status FROM personas.persona_ticks WHERE persona_id = ?0 AND tick_id = ?1 FOR UPDATE`,
-			personaID, tickID).Scan(ctx, &status)
+		err = s.scanOne(ctx, tx.Tx, s.mustBind("tickStatus", bi), &status)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return err
 		case status != TickRunning:
 			res.AlreadyFinished = true
-			res.Tick, err = getTick(ctx, tx, personaID, tickID)
+			res.Tick, err = s.getTick(ctx, tx.Tx, s.mustBind("getTick", bi))
 			return err
 		}
 		holds, stale := l.holds(leaseToken)
@@ -373,47 +433,19 @@ func (s *Store) FinishTick(ctx context.Context, personaID, tickID string, in Tic
 			holds = true
 		}
 		res.StaleLease, res.LeaseEnded = stale, holds
-		staleN := 0
-		if stale {
-			staleN = 1
+		bi.Holds = holds
+		if holds && l.Owner != nil {
+			bi.RunnerID = *l.Owner
 		}
-		var runner *string
-		if holds {
-			runner = l.Owner
-		}
-		err = tx.NewRaw(`
-INSERT INTO personas.persona_ticks AS t
-       (persona_id, tick_id, runner_id, status, error_kind, error_message, summary, rating_status,
-        tokens_in, tokens_out, finished_at, stale_writes, created_at)
-VALUES (?0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-ON CONFLICT (persona_id, tick_id) DO UPDATE
-   SET runner_id = COALESCE(t.runner_id, EXCLUDED.runner_id), status = EXCLUDED.status,
-       error_kind = EXCLUDED.error_kind, error_message = EXCLUDED.error_message, summary = EXCLUDED.summary,
-       rating_status = EXCLUDED.rating_status, tokens_in = EXCLUDED.tokens_in, tokens_out = EXCLUDED.tokens_out,
-       finished_at = EXCLUDED.finished_at, stale_writes = t.stale_writes + EXCLUDED.stale_writes
-RETURNING (xmax = 0) AS created`,
-			personaID, tickID, runner, string(in.Status), in.ErrorKind, in.ErrorMessage, in.Summary, in.RatingStatus,
-			in.TokensIn, in.TokensOut, finished, staleN, now).Scan(ctx, &res.Created)
-		if err != nil {
+		if err := s.scanOne(ctx, tx.Tx, s.mustBind("finishTick", bi), &res.Created); err != nil {
 			return err
 		}
 		if !stale {
-			set := `last_tick_status = ?1, last_tick_finished_at = ?2::timestamptz`
-			if holds {
-				set += ", " + leaseCleared
-			}
-			if in.Status.Success() {
-				set += `, last_active_at = ?2::timestamptz, last_done_at = ?2::timestamptz,
-       consecutive_failures = 0, next_attempt_at = NULL`
-			} else {
-				set += ", " + failureSet("?2::timestamptz", "?3::float8", "?4::float8", "?5::integer")
-			}
-			args := append([]any{personaID, string(in.Status)}, s.failureArgs(now)...)
-			if _, err := tx.NewRaw(`UPDATE personas.personas AS p SET `+set+` WHERE user_id = ?0`, args...).Exec(ctx); err != nil {
+			if err := execBound(ctx, tx.Tx, s.mustBind("finishPersona", bi)); err != nil {
 				return err
 			}
 		}
-		res.Tick, err = getTick(ctx, tx, personaID, tickID)
+		res.Tick, err = s.getTick(ctx, tx.Tx, s.mustBind("getTick", bi))
 		return err
 	})
 	if err != nil {
@@ -422,9 +454,9 @@ RETURNING (xmax = 0) AS created`,
 	return res, nil
 }
 
-func getTick(ctx context.Context, db bun.IDB, personaID, tickID string) (Tick, error) {
+func (s *Store) getTick(ctx context.Context, c sqlConn, b Bound) (Tick, error) {
 	var t Tick
-	err := db.NewRaw(tickSelect+` WHERE t.persona_id = ?0 AND t.tick_id = ?1`, personaID, tickID).Scan(ctx, &t)
+	err := s.scanOne(ctx, c, b, &t)
 	return t, err
 }
 
@@ -432,7 +464,7 @@ func getTick(ctx context.Context, db bun.IDB, personaID, tickID string) (Tick, e
 // with stored actions or feedback but no record (runners that predate
 // ticks) is returned with Recorded false. ErrNotFound when neither exists.
 func (s *Store) GetTick(ctx context.Context, personaID, tickID string) (Tick, error) {
-	t, err := getTick(ctx, s.db, personaID, tickID)
+	t, err := s.getTick(ctx, s.db.DB, s.mustBind("getTick", BindInput{PersonaID: personaID, TickID: tickID}))
 	if err == nil {
 		return t, nil
 	}
