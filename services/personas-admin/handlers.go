@@ -48,6 +48,8 @@ type personaJSON struct {
 	CreatedAt    string             `json:"createdAt"`
 	UpdatedAt    string             `json:"updatedAt"`
 	Actions7d    int64              `json:"actions7d"`
+	// MaxHistoryDays: the persona's own raw retention, null for the global rule.
+	MaxHistoryDays *int `json:"maxHistoryDays"`
 
 	// The schedule and run state (see pkg/personas: Due, FinishTick).
 	TickHour            int           `json:"tickHour"`
@@ -83,8 +85,8 @@ func newPersonaJSON(p *personas.Persona, actions7d int64) personaJSON {
 		UserID: p.UserID, Email: p.Email, Name: p.Name, Archetype: p.Archetype,
 		SystemPrompt: p.SystemPrompt, ModuleMix: mix, TickCadence: p.TickCadence,
 		LastActiveAt: edge.ISOTimePtr(p.LastActiveAt), CreatedAt: edge.ISOTime(p.CreatedAt), UpdatedAt: edge.ISOTime(p.UpdatedAt),
-		Actions7d: actions7d,
-		TickHour:  p.TickHour, Enabled: p.Enabled, Quarantined: p.Quarantined,
+		Actions7d: actions7d, MaxHistoryDays: p.MaxHistoryDays,
+		TickHour: p.TickHour, Enabled: p.Enabled, Quarantined: p.Quarantined,
 		ConsecutiveFailures: p.ConsecutiveFailures, NextAttemptAt: edge.ISOTimePtr(p.NextAttemptAt),
 	}
 	if p.LastTick != nil {
@@ -112,6 +114,9 @@ type upsertRequest struct {
 	// goes back to the derived hour, an integer sets it.
 	TickHour    *int
 	TickHourSet bool
+	// MaxHistoryDays: like TickHour, absent keeps, null is the global rule.
+	MaxHistoryDays    *int
+	MaxHistoryDaysSet bool
 }
 
 // readUpsert reads and validates the body, reporting every problem by its
@@ -144,6 +149,12 @@ func readUpsert(c echo.Context) (*upsertRequest, error) {
 				if v, ok := d.Int(key); ok {
 					n := int(max(min(v, 1<<31), -(1 << 31))) // the store's range check reports it
 					r.TickHour = &n
+				}
+			case "maxHistoryDays":
+				r.MaxHistoryDaysSet = true
+				if v, ok := d.Int(key); ok {
+					n := int(max(min(v, 1<<31), -(1 << 31))) // the store's range check reports it
+					r.MaxHistoryDays = &n
 				}
 			case "moduleMix":
 				r.ModuleMix = map[string]float64{}
@@ -188,6 +199,7 @@ func (r *upsertRequest) input(userID, defaultName string) personas.PersonaInput 
 		in.TickCadence = personas.Cadence(*r.TickCadence)
 	}
 	in.TickHour = r.TickHour
+	in.MaxHistoryDays = r.MaxHistoryDays
 	return in
 }
 
@@ -250,6 +262,9 @@ func (h *handlers) upsert(c echo.Context) error {
 		}
 		if !req.TickHourSet {
 			in.TickHour = existing.OwnTickHour
+		}
+		if !req.MaxHistoryDaysSet {
+			in.MaxHistoryDays = existing.MaxHistoryDays
 		}
 	}
 	created, err := h.store.UpsertPersona(ctx, in)
