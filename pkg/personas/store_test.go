@@ -112,6 +112,23 @@ func TestMigrate(t *testing.T) {
 		require.NoError(t, s.CheckSchema(context.Background()))
 	})
 
+	t.Run("MissingVersionBelowTheHighestIsPending", func(t *testing.T) {
+		t.Parallel()
+		// Numbers are reserved by parallel branches (0004 for the rollups
+		// while 0005 exists): a database that lacks a version below its
+		// highest is not current, and the version is pending.
+		b := setup(t)
+		ctx := context.Background()
+		_, err := b.store.DB().ExecContext(ctx, `DELETE FROM personas.schema_migrations WHERE version = 2`)
+		require.NoError(t, err)
+		pending, err := personas.PendingVersions(ctx, b.store.DB())
+		require.NoError(t, err)
+		require.Equal(t, []int{2}, pending)
+		err = b.store.CheckSchema(ctx)
+		require.ErrorIs(t, err, personas.ErrSchemaNotReady)
+		require.Contains(t, err.Error(), "pending: [2]")
+	})
+
 	t.Run("NoPlaceholdersInSQL", func(t *testing.T) {
 		t.Parallel()
 		ms, err := personas.Migrations()
