@@ -5,12 +5,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
 
 	"github.com/mana/personas/deploy/internal/repo"
+	"github.com/mana/personas/pkg/edge"
+	"github.com/mana/personas/pkg/personas"
 )
 
 // secretNames are the variables that must come from a Secret, in every overlay.
@@ -96,6 +100,54 @@ func TestMigrationJob(t *testing.T) {
 			require.NotNil(t, job.Spec.BackoffLimit)
 			require.NotNil(t, job.Spec.ActiveDeadlineSeconds, "a stuck migration must end")
 			require.NotNil(t, job.Spec.TTLSecondsAfterFinished, "lets the next apply recreate the Job")
+		})
+	}
+}
+
+// TestPruneCronJob: the nightly prune runs the service's image and settings
+// (the migrate Job's), never overlaps itself, and always ends.
+func TestPruneCronJob(t *testing.T) {
+	t.Parallel()
+	for _, o := range overlays {
+		t.Run(o.name, func(t *testing.T) {
+			t.Parallel()
+			b := load(t, o.name)
+			cj := b.cronJobs["personas-prune"]
+			require.NotNil(t, cj)
+			require.Equal(t, batchv1.ForbidConcurrent, cj.Spec.ConcurrencyPolicy, "two prunes never run at once")
+			require.Regexp(t, `^[0-9]+ [0-9]+ \* \* \*$`, cj.Spec.Schedule, "once a day, at a fixed minute and hour")
+			require.True(t, ptrIs(cj.Spec.TimeZone, "Etc/UTC"), "the schedule is in UTC, as the persona schedule is")
+			require.NotNil(t, cj.Spec.StartingDeadlineSeconds)
+			job := cj.Spec.JobTemplate.Spec
+			require.NotNil(t, job.ActiveDeadlineSeconds, "a stuck prune must end")
+			require.NotNil(t, job.BackoffLimit)
+			require.NotNil(t, job.TTLSecondsAfterFinished)
+			require.Len(t, job.Template.Spec.Containers, 1)
+			c := job.Template.Spec.Containers[0]
+			svc := b.deployments["personas-internal"].Spec.Template.Spec.Containers[0]
+			require.Equal(t, svc.Image, c.Image, "prune runs the image the service runs")
+			require.Empty(t, c.Command, "keep the image's ENTRYPOINT (the binary)")
+			require.Equal(t, []string{"prune"}, c.Args)
+
+			// The same environment as the migrate Job: its settings and secrets.
+			migrate := b.jobs["personas-migrate"].Spec.Template.Spec.Containers[0]
+			require.Equal(t, migrate.EnvFrom, c.EnvFrom)
+			env, menv := b.env(t, c), b.env(t, migrate)
+			require.Equal(t, sortedKeys(menv), sortedKeys(env))
+			for _, name := range secretNames {
+				require.Equal(t, menv[name].secretRef, env[name].secretRef, name)
+			}
+			for _, name := range []string{"PERSONAS_RETENTION_DAYS", "PERSONAS_ROLLUP_RETENTION_DAYS"} {
+				v, ok := env[name]
+				require.True(t, ok, "%s is set", name)
+				n, err := strconv.Atoi(v.value)
+				require.NoError(t, err, name)
+				require.GreaterOrEqual(t, n, personas.MinRetentionDays, name)
+			}
+			require.NoError(t, func() error {
+				_, err := edge.RetentionVars(env["PERSONAS_RETENTION_DAYS"].value, env["PERSONAS_ROLLUP_RETENTION_DAYS"].value)
+				return err
+			}(), "the program accepts the overlay's retention")
 		})
 	}
 }

@@ -147,6 +147,7 @@ func TestNetworkPoliciesSelectTheirPods(t *testing.T) {
 		"personas-admin":    {"personas-admin"},
 		"personas-gateway":  {"personas-gateway"},
 		"personas-migrate":  {"personas-migrate"},
+		"personas-prune":    {"personas-prune"},
 		"personas-metrics":  {"personas-admin", "personas-internal"},
 	}
 	for _, o := range overlays {
@@ -202,6 +203,8 @@ func TestNetworkPoliciesIngress(t *testing.T) {
 				{"OutsideToGateway", "personas-gateway", outside, 3060, true},
 				{"OutsideToGatewayOtherPort", "personas-gateway", outside, 22, false},
 				{"GatewayToMigrate", "personas-migrate", b.podOf(t, "personas-gateway"), 3061, false},
+				{"GatewayToPrune", "personas-prune", b.podOf(t, "personas-gateway"), 3061, false},
+				{"PrometheusToPrune", "personas-prune", prometheusPod, 3061, false},
 			}
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
@@ -246,6 +249,10 @@ func TestNetworkPoliciesEgress(t *testing.T) {
 				{"MigrateToPostgres", "personas-migrate", outside, tcp, 5432, true},
 				{"MigrateToDNS", "personas-migrate", outside, udp, 53, true},
 				{"MigrateToManaAuth", "personas-migrate", outside, tcp, 3001, false},
+				{"PruneToPostgres", "personas-prune", outside, tcp, 5432, true},
+				{"PruneToDNS", "personas-prune", outside, udp, 53, true},
+				{"PruneToManaAuth", "personas-prune", outside, tcp, 3001, false},
+				{"PruneToInternet", "personas-prune", outside, tcp, 443, false},
 			}
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {

@@ -50,6 +50,7 @@ var kinds = map[string]struct {
 	"Service":                 {"v1", func() any { return &corev1.Service{} }},
 	"Deployment":              {"apps/v1", func() any { return &appsv1.Deployment{} }},
 	"Job":                     {"batch/v1", func() any { return &batchv1.Job{} }},
+	"CronJob":                 {"batch/v1", func() any { return &batchv1.CronJob{} }},
 	"HorizontalPodAutoscaler": {"autoscaling/v2", func() any { return &autoscalingv2.HorizontalPodAutoscaler{} }},
 	"PodDisruptionBudget":     {"policy/v1", func() any { return &policyv1.PodDisruptionBudget{} }},
 	"NetworkPolicy":           {"networking.k8s.io/v1", func() any { return &networkingv1.NetworkPolicy{} }},
@@ -66,6 +67,7 @@ type bundle struct {
 	services    map[string]*corev1.Service
 	deployments map[string]*appsv1.Deployment
 	jobs        map[string]*batchv1.Job
+	cronJobs    map[string]*batchv1.CronJob
 	hpas        map[string]*autoscalingv2.HorizontalPodAutoscaler
 	pdbs        map[string]*policyv1.PodDisruptionBudget
 	netpols     map[string]*networkingv1.NetworkPolicy
@@ -111,6 +113,7 @@ func renderOverlay(name, namespace string) (*bundle, error) {
 		services:    map[string]*corev1.Service{},
 		deployments: map[string]*appsv1.Deployment{},
 		jobs:        map[string]*batchv1.Job{},
+		cronJobs:    map[string]*batchv1.CronJob{},
 		hpas:        map[string]*autoscalingv2.HorizontalPodAutoscaler{},
 		pdbs:        map[string]*policyv1.PodDisruptionBudget{},
 		netpols:     map[string]*networkingv1.NetworkPolicy{},
@@ -152,6 +155,9 @@ func renderOverlay(name, namespace string) (*bundle, error) {
 		case *batchv1.Job:
 			b.jobs[o.Name] = o
 			b.metas = append(b.metas, o.ObjectMeta)
+		case *batchv1.CronJob:
+			b.cronJobs[o.Name] = o
+			b.metas = append(b.metas, o.ObjectMeta)
 		case *autoscalingv2.HorizontalPodAutoscaler:
 			b.hpas[o.Name] = o
 			b.metas = append(b.metas, o.ObjectMeta)
@@ -183,7 +189,7 @@ func load(t *testing.T, overlay string) *bundle {
 	return b
 }
 
-// workload is a Deployment's or a Job's pod template.
+// workload is a Deployment's, a Job's or a CronJob's pod template.
 type workload struct {
 	kind, name string
 	pod        corev1.PodTemplateSpec
@@ -197,6 +203,9 @@ func (b *bundle) workloads() []workload {
 	for _, name := range sortedKeys(b.jobs) {
 		out = append(out, workload{kind: "Job", name: name, pod: b.jobs[name].Spec.Template})
 	}
+	for _, name := range sortedKeys(b.cronJobs) {
+		out = append(out, workload{kind: "CronJob", name: name, pod: b.cronJobs[name].Spec.JobTemplate.Spec.Template})
+	}
 	return out
 }
 
@@ -207,7 +216,7 @@ func (b *bundle) workload(t *testing.T, name string) workload {
 			return w
 		}
 	}
-	require.FailNow(t, "no workload", "overlay %s has no Deployment or Job %q", b.overlay, name)
+	require.FailNow(t, "no workload", "overlay %s has no Deployment, Job or CronJob %q", b.overlay, name)
 	return workload{}
 }
 
@@ -301,7 +310,8 @@ func TestOverlaysRenderStrictly(t *testing.T) {
 			require.ElementsMatch(t, []string{"personas-internal", "personas-admin", "personas-gateway"}, sortedKeys(b.hpas))
 			require.ElementsMatch(t, []string{"personas-internal", "personas-admin", "personas-gateway"}, sortedKeys(b.pdbs))
 			require.ElementsMatch(t, []string{"personas-migrate"}, sortedKeys(b.jobs))
-			require.ElementsMatch(t, []string{"personas-internal", "personas-admin", "personas-gateway", "personas-migrate", "personas-metrics"}, sortedKeys(b.netpols))
+			require.ElementsMatch(t, []string{"personas-prune"}, sortedKeys(b.cronJobs))
+			require.ElementsMatch(t, []string{"personas-internal", "personas-admin", "personas-gateway", "personas-migrate", "personas-prune", "personas-metrics"}, sortedKeys(b.netpols))
 			require.Len(t, b.namespaces, 1)
 			require.Equal(t, o.namespace, b.namespaces[0].Name)
 			require.Equal(t, "restricted", b.namespaces[0].Labels["pod-security.kubernetes.io/enforce"])

@@ -208,6 +208,10 @@ func TestSelectorsMatchPodLabels(t *testing.T) {
 			for name, j := range b.jobs {
 				require.Nil(t, j.Spec.Selector, "Job %s: let Kubernetes generate the selector", name)
 			}
+			for name, cj := range b.cronJobs {
+				require.Nil(t, cj.Spec.JobTemplate.Spec.Selector, "CronJob %s: let Kubernetes generate the selector", name)
+				require.Equal(t, name, cj.Spec.JobTemplate.Spec.Template.Labels["app.kubernetes.io/name"])
+			}
 		})
 	}
 }
@@ -339,7 +343,7 @@ func TestGoMemoryLimit(t *testing.T) {
 					require.InDelta(t, 0.90, ratio, 0.05, "%s: GOMEMLIMIT %s is %.0f%% of the limit %s; want about 90%%", what, v.value, 100*ratio, limit.String())
 				}
 			}
-			require.GreaterOrEqual(t, checked, 3, "internal, admin and the migration Job")
+			require.GreaterOrEqual(t, checked, 4, "internal, admin, the migration Job and the prune CronJob")
 		})
 	}
 }

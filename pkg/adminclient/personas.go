@@ -29,6 +29,9 @@ type UpsertRequest struct {
 	// persona is due each day; nil leaves it out of the request (an update
 	// keeps the persona's hour, a create derives one from the user id).
 	TickHour *int `json:"tickHour,omitempty"`
+	// MaxHistoryDays (1–3650): the persona's own raw retention. Nil leaves
+	// it out, which keeps the persona's current value (on create: none).
+	MaxHistoryDays *int `json:"maxHistoryDays,omitempty"`
 }
 
 // String hides the password, so printing a request by accident leaks nothing.
@@ -72,6 +75,7 @@ type Persona struct {
 	// and TickHour are nil when the server does not send them.
 	Enabled             *bool      `json:"enabled,omitempty"`
 	TickHour            *int       `json:"tickHour,omitempty"`
+	MaxHistoryDays      *int       `json:"maxHistoryDays"`
 	Quarantined         bool       `json:"quarantined"`
 	ConsecutiveFailures int        `json:"consecutiveFailures"`
 	NextAttemptAt       *time.Time `json:"nextAttemptAt,omitempty"`

@@ -73,6 +73,9 @@ type Persona struct {
 	Archetype string `json:"archetype"`
 	// TickCadence may be empty, meaning DefaultCadence; use Cadence().
 	TickCadence Cadence `json:"tickCadence,omitempty"`
+	// MaxHistoryDays (1–3650) is the persona's own raw retention; nil:
+	// the global rule.
+	MaxHistoryDays *int `json:"maxHistoryDays,omitempty"`
 	// ModuleMix maps a Mana module to its relative weight (≥ 0).
 	ModuleMix    map[string]float64 `json:"moduleMix"`
 	SystemPrompt string             `json:"systemPrompt"`

@@ -67,6 +67,8 @@ func TestValidate(t *testing.T) {
 		{"EmptyPersonaListIsValid", func(d map[string]any) { d["personas"] = []any{}; delete(d, "sharedSpaces") }, nil},
 		{"CadenceOmittedMeansDaily", func(d map[string]any) { delete(personaAt(d, 0), "tickCadence") }, nil},
 		{"CadenceNullMeansDaily", func(d map[string]any) { personaAt(d, 0)["tickCadence"] = nil }, nil},
+		{"MaxHistoryDaysSet", func(d map[string]any) { personaAt(d, 0)["maxHistoryDays"] = 30 }, nil},
+		{"MaxHistoryDaysNull", func(d map[string]any) { personaAt(d, 0)["maxHistoryDays"] = nil }, nil},
 		{"ZeroWeightBesidePositiveIsValid", func(d map[string]any) { personaAt(d, 0)["moduleMix"] = map[string]any{"todo": 0, "notes": 1} }, nil},
 
 		// email
@@ -124,6 +126,12 @@ func TestValidate(t *testing.T) {
 			[]string{"personas[0].moduleMix: must be an object mapping module names to weights"}},
 
 		// cadence
+		{"MaxHistoryDaysZero", func(d map[string]any) { personaAt(d, 0)["maxHistoryDays"] = 0 },
+			[]string{"personas[0].maxHistoryDays: must be at least 1 day (got 0)"}},
+		{"MaxHistoryDaysTooLong", func(d map[string]any) { personaAt(d, 0)["maxHistoryDays"] = 3651 },
+			[]string{"personas[0].maxHistoryDays: must be at most 3650 days (got 3651)"}},
+		{"MaxHistoryDaysFraction", func(d map[string]any) { personaAt(d, 0)["maxHistoryDays"] = 4.5 },
+			[]string{"personas[0].maxHistoryDays: must be a whole number of days from 1 to 3650, or null for the global retention"}},
 		{"CadenceUnknown", func(d map[string]any) { personaAt(d, 0)["tickCadence"] = "monthly" },
 			[]string{`personas[0].tickCadence: must be one of daily, weekdays, hourly (got "monthly")`}},
 		{"CadenceEmptyString", func(d map[string]any) { personaAt(d, 0)["tickCadence"] = "" },

@@ -1,7 +1,7 @@
 package edge
 
 // The main of a personas service, shared by personas-internal and
-// personas-admin: the subcommands (serve, migrate, help), configuration and
+// personas-admin: the subcommands (serve, migrate, prune, help), configuration and
 // JSON logger, the database pool, migrations (on demand, or in the
 // background when auto-migration is on), and serving with timeouts and
 // graceful shutdown. A service supplies its configuration loader and builds
@@ -9,6 +9,8 @@ package edge
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,6 +41,8 @@ type Settings struct {
 	// StoreOptions configure the store serve builds (the failure policy:
 	// personas.WithBackoff, personas.WithQuarantineAfter).
 	StoreOptions []personas.Option
+	// Retention: the prune subcommand's windows (zero: the defaults).
+	Retention Retention
 }
 
 // Program describes one service.
@@ -58,13 +62,16 @@ type Program[C any] struct {
 }
 
 func (p Program[C]) usage() string {
-	return fmt.Sprintf(`usage: %[1]s [serve|migrate|backfill [batchSize]]
+	return fmt.Sprintf(`usage: %[1]s [serve|migrate|backfill [batchSize]|prune [--dry-run] [--batch-size N]]
 
   serve     serve %[2]s on $LISTEN_HOST:$PORT (default)
   migrate   apply pending database migrations to $DATABASE_URL and exit
   backfill  rebuild the insight rollups from the stored actions and feedback,
             batchSize personas per transaction (default 100); idempotent, and
             resumes where an interrupted run stopped
+  prune     delete raw rows older than $PERSONAS_RETENTION_DAYS (default 90) and
+            rollups older than $PERSONAS_ROLLUP_RETENTION_DAYS (default 730), in
+            batches; --dry-run only counts. Exit 3: another prune is running
 
 Configuration comes from the environment; see the README.
 `, p.Name, p.Serves)
@@ -72,13 +79,14 @@ Configuration comes from the environment; see the README.
 
 // Run is main without the process (tests call it too): it runs the
 // subcommand in args until ctx ends, and returns the exit code: 0 ok,
-// 1 failure, 2 usage.
+// 1 failure, 2 usage (prune: 3 when another prune is running).
 func Run[C any](ctx context.Context, p Program[C], args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd = args[0]
 	}
 	batch := defaultBackfillBatch
+	var pf pruneFlags
 	switch cmd {
 	case "serve", "migrate":
 	case "backfill":
@@ -93,6 +101,15 @@ func Run[C any](ctx context.Context, p Program[C], args []string, getenv func(st
 				return 2
 			}
 			batch = n
+		}
+	case "prune":
+		var err error
+		if pf, err = parsePruneFlags(args[1:], stderr); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			_, _ = fmt.Fprintf(stderr, "%v\n%s", err, p.usage())
+			return 2
 		}
 	case "-h", "--help", "help":
 		_, _ = fmt.Fprint(stdout, p.usage())
@@ -132,6 +149,9 @@ func Run[C any](ctx context.Context, p Program[C], args []string, getenv func(st
 
 	if cmd == "backfill" {
 		return backfill(ctx, db, batch, logger)
+	}
+	if cmd == "prune" {
+		return runPrune(ctx, p.Name, personas.New(db, set.StoreOptions...), set.Retention, pf, logger)
 	}
 
 	logger.Info("starting", "config", cfg)

@@ -119,6 +119,9 @@ type DuePersona struct {
 	ModuleMix    map[string]float64 `json:"moduleMix"`
 	TickCadence  string             `json:"tickCadence"`
 	LastActiveAt *time.Time         `json:"lastActiveAt"`
+	// MaxHistoryDays: how far back the persona's own story reaches (days
+	// of raw history kept); nil: the global retention.
+	MaxHistoryDays *int `json:"maxHistoryDays"`
 	// Attempt is 1 plus the persona's consecutive failures (for logs).
 	Attempt int `json:"attempt"`
 	// LeaseToken and LeaseExpiresAt are set by Claim: the token proves

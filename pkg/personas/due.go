@@ -61,6 +61,9 @@ type DuePersona struct {
 	ModuleMix    json.RawMessage `bun:"module_mix,type:jsonb" json:"moduleMix"`
 	TickCadence  Cadence         `bun:"tick_cadence" json:"tickCadence"`
 	LastActiveAt *time.Time      `bun:"last_active_at" json:"lastActiveAt"`
+	// MaxHistoryDays is how far back the persona's own story reaches (raw
+	// history kept, in days); nil: the global retention rule.
+	MaxHistoryDays *int `bun:"max_history_days" json:"maxHistoryDays"`
 	// Attempt is 1 plus the persona's consecutive failures: 1 for a
 	// persona whose last tick went well.
 	Attempt int `bun:"attempt" json:"attempt"`
@@ -102,7 +105,7 @@ const dueOrder = `COALESCE(last_done_at, '-infinity'::timestamptz), user_id`
 // dueSQL: dueWhere's arguments, then ?5 the limit.
 const dueSQL = `
 SELECT user_id, email, archetype, system_prompt, module_mix, tick_cadence, last_active_at,
-       consecutive_failures + 1 AS attempt
+       max_history_days, consecutive_failures + 1 AS attempt
   FROM personas.personas
  WHERE ` + dueWhere + `
  ORDER BY ` + dueOrder + `
@@ -130,11 +133,11 @@ WITH due AS (
       FROM numbered JOIN unnest(?8::text[]) WITH ORDINALITY AS t(token, rn) ON t.rn = numbered.rn
      WHERE p.user_id = numbered.user_id
  RETURNING p.user_id, p.email, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence,
-           p.last_active_at, p.last_done_at, p.consecutive_failures + 1 AS attempt,
+           p.last_active_at, p.last_done_at, p.max_history_days, p.consecutive_failures + 1 AS attempt,
            t.token AS lease_token, p.lease_expires_at
 )
 SELECT user_id, email, archetype, system_prompt, module_mix, tick_cadence, last_active_at,
-       attempt, lease_token, lease_expires_at
+       max_history_days, attempt, lease_token, lease_expires_at
   FROM upd
  ORDER BY ` + dueOrder
 

@@ -49,15 +49,19 @@ func Migrations() ([]Migration, error) {
 		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(name, ".sql"), SQL: string(body)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
-	for i, m := range out {
-		if m.Version != i+1 {
-			return nil, fmt.Errorf("migration %s: versions must be 1..n without gaps", m.Name)
+	for i := 1; i < len(out); i++ {
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("migration %s: version %d is used twice", out[i].Name, out[i].Version)
 		}
 	}
+	// A gap is allowed: branches developed in parallel reserve numbers
+	// (0004 and 0005 were), and Migrate applies every version the database
+	// lacks, not only those above its highest.
 	return out, nil
 }
 
-// LatestVersion is the version the code expects the schema to be at.
+// LatestVersion is the highest version the code has (see CheckSchema for
+// "current": every embedded version applied).
 func LatestVersion() int {
 	ms, err := Migrations()
 	if err != nil || len(ms) == 0 {
@@ -113,15 +117,24 @@ CREATE TABLE IF NOT EXISTS personas.schema_migrations (
 )`); err != nil {
 		return nil, fmt.Errorf("migrate: bookkeeping table: %w", err)
 	}
-	current, err := SchemaVersion(ctx, conn)
+	done, err := appliedVersions(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
-	if current > len(ms) {
-		return nil, fmt.Errorf("migrate: database is at version %d, newer than this binary (%d): deploy the newer binary", current, len(ms))
+	known := map[int]bool{}
+	for _, m := range ms {
+		known[m.Version] = true
+	}
+	for v := range done {
+		if !known[v] {
+			return nil, fmt.Errorf("migrate: database has version %d, which this binary does not know (its newest is %d): deploy the newer binary", v, LatestVersion())
+		}
 	}
 	var applied []int
-	for _, m := range ms[current:] {
+	for _, m := range ms {
+		if done[m.Version] {
+			continue
+		}
 		err := conn.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return err
@@ -135,6 +148,46 @@ CREATE TABLE IF NOT EXISTS personas.schema_migrations (
 		applied = append(applied, m.Version)
 	}
 	return applied, nil
+}
+
+// appliedVersions returns the versions recorded in schema_migrations
+// (none when the table does not exist yet).
+func appliedVersions(ctx context.Context, db bun.IDB) (map[int]bool, error) {
+	out := map[int]bool{}
+	var exists bool
+	if err := db.NewRaw(`SELECT to_regclass('personas.schema_migrations') IS NOT NULL`).Scan(ctx, &exists); err != nil {
+		return nil, fmt.Errorf("check schema: %w", translate(err))
+	}
+	if !exists {
+		return out, nil
+	}
+	var vs []int
+	if err := db.NewRaw(`SELECT version FROM personas.schema_migrations`).Scan(ctx, &vs); err != nil {
+		return nil, fmt.Errorf("read schema versions: %w", translate(err))
+	}
+	for _, v := range vs {
+		out[v] = true
+	}
+	return out, nil
+}
+
+// PendingVersions returns the embedded versions the database has not applied.
+func PendingVersions(ctx context.Context, db bun.IDB) ([]int, error) {
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	done, err := appliedVersions(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, m := range ms {
+		if !done[m.Version] {
+			out = append(out, m.Version)
+		}
+	}
+	return out, nil
 }
 
 // MigrateUntilDone applies migrations, retrying with backoff while the

@@ -82,6 +82,9 @@ type Persona struct {
 	LeaseTokenHash     []byte      `bun:"lease_token_hash" json:"-"`
 	LeaseSeconds       *int        `bun:"lease_seconds" json:"-"`
 	LeaseTickID        *string     `bun:"lease_tick_id" json:"-"`
+	// MaxHistoryDays: how many days of raw history the persona keeps (nil:
+	// the global retention rule); see Prune.
+	MaxHistoryDays *int `bun:"max_history_days" json:"maxHistoryDays"`
 
 	// Views derived from the columns above when read (see derive).
 	TickHour    int       `bun:"-" json:"tickHour"` // the effective hour, own or derived
@@ -143,7 +146,18 @@ type PersonaInput struct {
 	// joined by "-"), at most MaxTags of at most MaxTagLen characters,
 	// stored sorted without repeats. Nil means none.
 	Tags []string
+	// MaxHistoryDays (MinHistoryDays–MaxHistoryDays, nil: the global rule)
+	// is how far back the persona's raw history reaches: prune deletes its
+	// actions, feedback and ticks older than that when it is shorter than
+	// the global window, and the runner is told in /due and claims.
+	MaxHistoryDays *int
 }
+
+// Bounds of PersonaInput.MaxHistoryDays.
+const (
+	MinHistoryDays = 1
+	MaxHistoryDays = 3650
+)
 
 // Check adds every problem with the persona's own fields to p, by the admin
 // API's JSON names. The user id is not among them: mana-auth assigns it, so
@@ -165,6 +179,9 @@ func (in *PersonaInput) Check(p *Problems) {
 		p.Add("tickHour", "must be an integer from 0 to 23")
 	}
 	CheckTags(p, "tags", in.Tags)
+	if in.MaxHistoryDays != nil && (*in.MaxHistoryDays < MinHistoryDays || *in.MaxHistoryDays > MaxHistoryDays) {
+		p.Add("maxHistoryDays", "must be an integer from %d to %d, or null for the global retention", MinHistoryDays, MaxHistoryDays)
+	}
 	if len(in.ModuleMix) == 0 {
 		p.Add("moduleMix", "must name at least one module")
 	}
@@ -249,20 +266,21 @@ func (s *Store) UpsertPersona(ctx context.Context, in PersonaInput) (created boo
 	now := s.Now()
 	err = s.db.NewRaw(`
 INSERT INTO personas.personas AS p
-       (user_id, email, name, archetype, system_prompt, module_mix, tick_cadence, tick_hour, tags, created_at, updated_at)
-VALUES (?0, ?1, ?2, ?3, ?4, ?5::jsonb, ?6, ?8::smallint, ?9::text[], ?7, ?7)
+       (user_id, email, name, archetype, system_prompt, module_mix, tick_cadence, tick_hour, tags, max_history_days,
+        created_at, updated_at)
+VALUES (?0, ?1, ?2, ?3, ?4, ?5::jsonb, ?6, ?8::smallint, ?9::text[], ?10::smallint, ?7, ?7)
 ON CONFLICT (user_id) DO UPDATE
    SET email = EXCLUDED.email, name = EXCLUDED.name, archetype = EXCLUDED.archetype,
        system_prompt = EXCLUDED.system_prompt, module_mix = EXCLUDED.module_mix,
        tick_cadence = EXCLUDED.tick_cadence, tick_hour = EXCLUDED.tick_hour, tags = EXCLUDED.tags,
-       updated_at = EXCLUDED.updated_at
- WHERE (p.email, p.name, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence, p.tick_hour, p.tags)
+       max_history_days = EXCLUDED.max_history_days, updated_at = EXCLUDED.updated_at
+ WHERE (p.email, p.name, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence, p.tick_hour, p.tags, p.max_history_days)
        IS DISTINCT FROM
        (EXCLUDED.email, EXCLUDED.name, EXCLUDED.archetype, EXCLUDED.system_prompt, EXCLUDED.module_mix,
-        EXCLUDED.tick_cadence, EXCLUDED.tick_hour, EXCLUDED.tags)
+        EXCLUDED.tick_cadence, EXCLUDED.tick_hour, EXCLUDED.tags, EXCLUDED.max_history_days)
 RETURNING (xmax = 0) AS created`,
 		in.UserID, in.Email, in.Name, in.Archetype, in.SystemPrompt, string(mix), string(cadence), now, in.TickHour,
-		pgdialect.Array(normTags(in.Tags)),
+		pgdialect.Array(normTags(in.Tags)), in.MaxHistoryDays,
 	).Scan(ctx, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The row exists and already says all this: nothing to change, and

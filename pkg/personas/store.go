@@ -135,12 +135,16 @@ func (s *Store) Ping(ctx context.Context) error {
 // expects, and an error wrapping ErrSchemaNotReady (with the version found)
 // when it is missing or behind.
 func (s *Store) CheckSchema(ctx context.Context) error {
-	v, err := SchemaVersion(ctx, s.db)
+	pending, err := PendingVersions(ctx, s.db)
 	if err != nil {
 		return err
 	}
-	if want := LatestVersion(); v < want {
-		return SchemaError(fmt.Sprintf("database schema is at version %d, this binary needs %d", v, want))
+	if len(pending) > 0 {
+		v, err := SchemaVersion(ctx, s.db)
+		if err != nil {
+			return err
+		}
+		return SchemaError(fmt.Sprintf("database schema is at version %d, this binary needs %d (pending: %v)", v, LatestVersion(), pending))
 	}
 	return nil
 }

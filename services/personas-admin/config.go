@@ -42,7 +42,10 @@ type Config struct {
 	LogLevel    string // LOG_LEVEL: debug, info, warn, error
 	AutoMigrate bool   // PERSONAS_AUTO_MIGRATE, default true outside production
 	DBMaxConns  int    // PERSONAS_DB_MAX_CONNS, default 16
-	PprofAddr   string // PERSONAS_PPROF_ADDR: serve runtime profiles there (loopback only); unset by default
+	// Retention (the prune subcommand): PERSONAS_RETENTION_DAYS (90) and
+	// PERSONAS_ROLLUP_RETENTION_DAYS (730).
+	Retention edge.Retention
+	PprofAddr string // PERSONAS_PPROF_ADDR: serve runtime profiles there (loopback only); unset by default
 
 	// Not configurable from the environment; tests shorten them.
 	AuthCallTimeout     time.Duration // one mana-auth call, default 5 s
@@ -74,6 +77,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 	if c.AutoMigrate, err = edge.BoolVar(getenv("PERSONAS_AUTO_MIGRATE"), "PERSONAS_AUTO_MIGRATE", !c.Production); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Retention, err = edge.RetentionVars(getenv("PERSONAS_RETENTION_DAYS"), getenv("PERSONAS_ROLLUP_RETENTION_DAYS")); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Production {
@@ -126,7 +132,7 @@ func checkBaseURL(raw string) error {
 }
 
 func (c Config) settings() edge.Settings {
-	return edge.Settings{Host: c.ListenHost, Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate, DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr}
+	return edge.Settings{Host: c.ListenHost, Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate, DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr, Retention: c.Retention}
 }
 
 // LogValue is the configuration as logged at start: secrets masked.
@@ -142,6 +148,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("production", c.Production),
 		slog.Bool("auto_migrate", c.AutoMigrate),
 		slog.Int("db_max_conns", c.DBMaxConns),
+		slog.Int("retention_days", c.Retention.RawDays),
+		slog.Int("rollup_retention_days", c.Retention.RollupDays),
 		slog.String("mana_auth_call_timeout", c.AuthCallTimeout.String()),
 	)
 }

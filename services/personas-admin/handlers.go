@@ -49,6 +49,8 @@ type personaJSON struct {
 	UpdatedAt    string             `json:"updatedAt"`
 	Actions7d    int64              `json:"actions7d"`
 	Tags         []string           `json:"tags"`
+	// MaxHistoryDays: the persona's own raw retention, null for the global rule.
+	MaxHistoryDays *int `json:"maxHistoryDays"`
 
 	// The schedule and run state (see pkg/personas: Due, FinishTick).
 	TickHour            int           `json:"tickHour"`
@@ -88,7 +90,7 @@ func newPersonaJSON(p *personas.Persona, actions7d int64) personaJSON {
 		UserID: p.UserID, Email: p.Email, Name: p.Name, Archetype: p.Archetype,
 		SystemPrompt: p.SystemPrompt, ModuleMix: mix, TickCadence: p.TickCadence,
 		LastActiveAt: edge.ISOTimePtr(p.LastActiveAt), CreatedAt: edge.ISOTime(p.CreatedAt), UpdatedAt: edge.ISOTime(p.UpdatedAt),
-		Actions7d: actions7d, Tags: tags,
+		Actions7d: actions7d, Tags: tags, MaxHistoryDays: p.MaxHistoryDays,
 		TickHour: p.TickHour, Enabled: p.Enabled, Quarantined: p.Quarantined,
 		ConsecutiveFailures: p.ConsecutiveFailures, NextAttemptAt: edge.ISOTimePtr(p.NextAttemptAt),
 	}
@@ -118,6 +120,9 @@ type upsertRequest struct {
 	TickHour    *int
 	TickHourSet bool
 	Tags        *[]string // nil: keep the persona's tags (none on create)
+	// MaxHistoryDays: like TickHour, absent keeps, null is the global rule.
+	MaxHistoryDays    *int
+	MaxHistoryDaysSet bool
 }
 
 // readUpsert reads and validates the body, reporting every problem by its
@@ -161,6 +166,12 @@ func readUpsert(c echo.Context) (*upsertRequest, error) {
 					p.Add(key, "at most %d tags", personas.MaxTags)
 				}
 				r.Tags = &tags
+			case "maxHistoryDays":
+				r.MaxHistoryDaysSet = true
+				if v, ok := d.Int(key); ok {
+					n := int(max(min(v, 1<<31), -(1 << 31))) // the store's range check reports it
+					r.MaxHistoryDays = &n
+				}
 			case "moduleMix":
 				r.ModuleMix = map[string]float64{}
 				d.Object(key, func(module string) {
@@ -207,6 +218,7 @@ func (r *upsertRequest) input(userID, defaultName string) personas.PersonaInput 
 	if r.Tags != nil {
 		in.Tags = *r.Tags
 	}
+	in.MaxHistoryDays = r.MaxHistoryDays
 	return in
 }
 
@@ -272,6 +284,9 @@ func (h *handlers) upsert(c echo.Context) error {
 		}
 		if req.Tags == nil {
 			in.Tags = existing.Tags
+		}
+		if !req.MaxHistoryDaysSet {
+			in.MaxHistoryDays = existing.MaxHistoryDays
 		}
 	}
 	created, err := h.store.UpsertPersona(ctx, in)

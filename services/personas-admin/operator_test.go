@@ -19,6 +19,7 @@ import (
 type personaBody struct {
 	UserID              string  `json:"userId"`
 	TickHour            int     `json:"tickHour"`
+	MaxHistoryDays      *int    `json:"maxHistoryDays"`
 	Enabled             bool    `json:"enabled"`
 	Quarantined         bool    `json:"quarantined"`
 	ConsecutiveFailures int     `json:"consecutiveFailures"`
@@ -537,3 +538,27 @@ func TestUpsertTickHour(t *testing.T) {
 		})
 	}
 }
+
+func TestUpsertMaxHistoryDays(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	res := b.upsert(t, "persona.history@mana.test", nil)
+	require.Nil(t, b.detailPersona(t, res.UserID).MaxHistoryDays, "unset: the global rule")
+	b.upsert(t, "persona.history@mana.test", map[string]any{"maxHistoryDays": 30})
+	require.Equal(t, ptr(30), b.detailPersona(t, res.UserID).MaxHistoryDays)
+	b.upsert(t, "persona.history@mana.test", map[string]any{"name": "Renamed"})
+	require.Equal(t, ptr(30), b.detailPersona(t, res.UserID).MaxHistoryDays, "left out: kept")
+	status, body := b.call(t, http.MethodPost, apiPath,
+		strings.Replace(upsertBody("persona.history@mana.test", nil), `"tickCadence"`, `"maxHistoryDays":null,"tickCadence"`, 1))
+	require.Equal(t, http.StatusOK, status, body)
+	require.Nil(t, b.detailPersona(t, res.UserID).MaxHistoryDays, "null: the global rule again")
+
+	for name, v := range map[string]any{"Zero": 0, "TooLarge": 3651, "Fraction": 4.5, "String": "7"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			status, body := b.call(t, http.MethodPost, apiPath, upsertBody("persona.bad@mana.test", map[string]any{"maxHistoryDays": v}))
+			requireProblem(t, status, body, "maxHistoryDays")
+		})
+	}
+}
+func ptr[T any](v T) *T { return &v }

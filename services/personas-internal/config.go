@@ -32,7 +32,10 @@ type Config struct {
 	LogLevel           string // LOG_LEVEL: debug, info, warn, error
 	AutoMigrate        bool   // PERSONAS_AUTO_MIGRATE, default true outside production
 	DBMaxConns         int    // PERSONAS_DB_MAX_CONNS, default 16
-	PprofAddr          string // PERSONAS_PPROF_ADDR: serve runtime profiles there (loopback only); unset by default
+	// Retention (the prune subcommand): PERSONAS_RETENTION_DAYS (90) and
+	// PERSONAS_ROLLUP_RETENTION_DAYS (730).
+	Retention edge.Retention
+	PprofAddr string // PERSONAS_PPROF_ADDR: serve runtime profiles there (loopback only); unset by default
 
 	// The failure policy of the schedule (see pkg/personas: attempts).
 	BackoffMin      time.Duration // PERSONAS_BACKOFF_MIN, default 1m: the wait after the first consecutive failure
@@ -91,6 +94,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.OverdueGrace, err = edge.DurationVar(getenv("PERSONAS_OVERDUE_GRACE"), "PERSONAS_OVERDUE_GRACE", defaultOverdueGrace, time.Minute, maxBackoff); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Retention, err = edge.RetentionVars(getenv("PERSONAS_RETENTION_DAYS"), getenv("PERSONAS_ROLLUP_RETENTION_DAYS")); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Production {
 		if c.DatabaseURL == "" {
 			errs = append(errs, errors.New("DATABASE_URL is required in production"))
@@ -117,7 +123,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 func (c Config) settings() edge.Settings {
 	return edge.Settings{
 		Host: c.ListenHost, Port: c.Port, DatabaseURL: c.DatabaseURL, LogLevel: c.LogLevel, AutoMigrate: c.AutoMigrate,
-		DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr, StoreOptions: c.storeOptions(),
+		DBMaxConns: c.DBMaxConns, PprofAddr: c.PprofAddr, StoreOptions: c.storeOptions(), Retention: c.Retention,
 	}
 }
 
@@ -146,6 +152,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("production", c.Production),
 		slog.Bool("auto_migrate", c.AutoMigrate),
 		slog.Int("db_max_conns", c.DBMaxConns),
+		slog.Int("retention_days", c.Retention.RawDays),
+		slog.Int("rollup_retention_days", c.Retention.RollupDays),
 		slog.Duration("backoff_min", c.BackoffMin),
 		slog.Duration("backoff_max", c.BackoffMax),
 		slog.Int("quarantine_after", c.QuarantineAfter),

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana/personas/pkg/dbtest"
+	"github.com/mana/personas/pkg/edge"
 	"github.com/mana/personas/pkg/personas"
 )
 
@@ -109,4 +112,82 @@ func TestRun(t *testing.T) {
 		require.Contains(t, logs.String(), `"msg":"stopped"`)
 		require.NotContains(t, logs.String(), "a-long-enough-service-key-for-tests")
 	})
+}
+
+// TestPruneCommand: the prune subcommand as the CronJob runs it.
+func TestPruneCommand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := dbtest.Empty(t, "prune")
+	vars := map[string]string{"DATABASE_URL": dsn, "PERSONAS_AUTO_MIGRATE": "false"}
+	var out, errOut bytes.Buffer
+	require.Equal(t, 1, run(ctx, []string{"prune"}, env(vars), &out, &errOut), "schema not migrated yet")
+	require.Contains(t, out.String(), "personas-internal migrate")
+	require.Equal(t, 0, run(ctx, []string{"migrate"}, env(vars), &out, &errOut), out.String())
+
+	db, err := personas.OpenDB(dsn, personas.PoolConfig{MaxConns: 2})
+	require.NoError(t, err)
+	defer db.Close()
+	store := personas.New(db)
+	_, err = store.UpsertPersona(ctx, personas.PersonaInput{UserID: "p1", Email: "persona.p1@mana.test", Archetype: "solo-dev",
+		SystemPrompt: "x", ModuleMix: map[string]float64{"todo": 1}})
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `INSERT INTO personas.persona_actions (id, persona_id, tick_id, tool_name, result, created_at)
+VALUES ('old', 'p1', 't', 'todo.create', 'ok', now() - interval '100 days'),
+       ('new', 'p1', 't', 'todo.create', 'ok', now() - interval '80 days')`)
+	require.NoError(t, err)
+	count := func() int {
+		var n int
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM personas.persona_actions`).Scan(&n))
+		return n
+	}
+
+	out.Reset()
+	require.Equal(t, 0, run(ctx, []string{"prune", "--dry-run"}, env(vars), &out, &errOut), out.String())
+	require.Equal(t, 2, count(), "a dry run deletes nothing")
+	require.Contains(t, out.String(), `"msg":"prune summary","service":"personas-internal","dry_run":true,"completed":true,"rows_deleted":1,`)
+
+	for name, args := range map[string][]string{"BatchZero": {"prune", "--batch-size", "0"}, "Unknown": {"prune", "--now"}, "Extra": {"prune", "x"}} {
+		require.Equal(t, 2, run(ctx, args, env(vars), &out, &errOut), name)
+	}
+	require.Equal(t, 1, run(ctx, []string{"prune"}, env(map[string]string{"DATABASE_URL": dsn, "PERSONAS_RETENTION_DAYS": "3"}), &out, &errOut))
+	require.Equal(t, 1, run(ctx, []string{"prune"}, env(map[string]string{"DATABASE_URL": dsn, "PERSONAS_ROLLUP_RETENTION_DAYS": "30"}), &out, &errOut),
+		"rollups kept shorter than raw rows")
+
+	// Another prune holds the lock (the key is the store's, "prune" in ASCII).
+	conn, err := db.Conn(ctx)
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, `SELECT pg_advisory_lock(x'7072756e65'::bigint)`)
+	require.NoError(t, err)
+	out.Reset()
+	require.Equal(t, 3, run(ctx, []string{"prune"}, env(vars), &out, &errOut), out.String())
+	require.Contains(t, out.String(), "already running")
+	_, err = conn.ExecContext(ctx, `SELECT pg_advisory_unlock(x'7072756e65'::bigint)`)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close())
+
+	out.Reset()
+	require.Equal(t, 0, run(ctx, []string{"prune", "--batch-size", "1"}, env(vars), &out, &errOut), out.String())
+	require.Equal(t, 1, count(), "the action inside the 90 days stays")
+	require.Contains(t, out.String(), `"msg":"prune table","service":"personas-internal","table":"personas.persona_actions","retention":"raw","rows":1,`)
+
+	// The services' gauges show the run.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(edge.NewPruneCollector(store, slog.New(slog.DiscardHandler)))
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "/" + l.GetValue()
+			}
+			got[name] = m.GetGauge().GetValue()
+		}
+	}
+	require.Equal(t, 1.0, got["personas_prune_last_rows_deleted"])
+	require.Equal(t, 1.0, got["personas_prune_last_completed"])
+	require.Equal(t, 1.0, got["personas_prune_last_table_rows_deleted/personas.persona_actions"])
+	require.InDelta(t, float64(time.Now().Unix()), got["personas_prune_last_run_timestamp_seconds"], 60)
 }

@@ -91,7 +91,7 @@ func newServer(cfg Config, store *personas.Store, logger *slog.Logger) *edge.Ser
 		OpenAPI:   openAPIDoc,
 	})
 	h.metrics = newRowMetrics(srv.Registry)
-	srv.Registry.MustRegister(newFleetCollector(store, cfg.overdueGrace(), logger))
+	srv.Registry.MustRegister(newFleetCollector(store, cfg.overdueGrace(), logger), edge.NewPruneCollector(store, logger))
 	e := srv.Echo
 	api := e.Group("/api/v1/personas/internal",
 		edge.ServiceKey(cfg.ServiceKey, cfg.ServiceKeyPrevious),

@@ -118,7 +118,7 @@ func TestDue(t *testing.T) {
 		status, body := b.call(t, "GET", "/api/v1/personas/internal/due", "")
 		require.Equal(t, http.StatusOK, status)
 		require.JSONEq(t, `{"personas":[{"userId":"p1","email":"persona.p1@mana.test","archetype":"solo-dev",
-			"systemPrompt":"Du bist Kai.","moduleMix":{"notes":0.5,"todo":0.5},"tickCadence":"daily","lastActiveAt":null,"attempt":1}],
+			"systemPrompt":"Du bist Kai.","moduleMix":{"notes":0.5,"todo":0.5},"tickCadence":"daily","lastActiveAt":null,"maxHistoryDays":null,"attempt":1}],
 			"serverTime":"2026-11-23T12:00:00.000Z"}`, body)
 	})
 

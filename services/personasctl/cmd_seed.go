@@ -150,7 +150,7 @@ func (a *app) cmdSeed(ctx context.Context, args []string) int {
 			res, err := client.UpsertPersona(ctx, adminclient.UpsertRequest{
 				Email: p.Email, Name: p.Name, Password: catalog.Password(secret, p.Email),
 				Archetype: p.Archetype, SystemPrompt: p.SystemPrompt, ModuleMix: p.ModuleMix,
-				TickCadence: string(p.Cadence()),
+				TickCadence: string(p.Cadence()), MaxHistoryDays: p.MaxHistoryDays,
 			})
 			switch {
 			case err != nil:
