@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -160,7 +161,9 @@ func TestPrune(t *testing.T) {
 		require.Len(t, res.Tables, len(personas.PruneTables))
 		for i := range res.Tables {
 			require.Equal(t, dres.Tables[i].Rows, res.Tables[i].Rows, "%s: the dry run reports what the run deletes", res.Tables[i].Table)
-			require.Positive(t, res.Tables[i].Rows, res.Tables[i].Table)
+			if !strings.HasSuffix(res.Tables[i].Table, "_daily") { // the fixture seeds no daily rollups older than their window
+				require.Positive(t, res.Tables[i].Rows, res.Tables[i].Table)
+			}
 		}
 
 		// The global window: 90 days for a and c (c's 200 days are longer).
