@@ -65,7 +65,13 @@ func (j cookieJar) sign(value string) string {
 // verify returns the value a signed cookie value carries, or false when it
 // is not one of ours. It accepts the URL-encoded form and the decoded one.
 func (j cookieJar) verify(signed string) (string, bool) {
-	if dec, err := url.QueryUnescape(signed); err == nil {
+	// Only the encoded form has '%' (neither the token nor base64 does);
+	// unescaping a decoded value would turn its '+' into a space.
+	if strings.Contains(signed, "%") {
+		dec, err := url.QueryUnescape(signed)
+		if err != nil {
+			return "", false
+		}
 		signed = dec
 	}
 	i := strings.LastIndexByte(signed, '.')
