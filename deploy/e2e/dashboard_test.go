@@ -93,7 +93,7 @@ func TestDashboard(t *testing.T) {
 	}
 
 	// A signed-up user who is not an admin.
-	auth, err := manaauth.New(s.gateway)
+	auth, err := manaauth.New(s.authURL) // mana-auth itself: the gateway does not route register or login
 	require.NoError(t, err)
 	userEmail, userPassword := "someone@mana.test", "not-an-admin-password"
 	_, err = auth.Register(ctx, manaauth.RegisterRequest{Email: userEmail, Password: userPassword, Name: "Someone"})
@@ -111,7 +111,7 @@ func TestDashboard(t *testing.T) {
 	cmd := exec.CommandContext(runCtx, node, filepath.Join(ui, "e2e", "dashboard.mjs"))
 	cmd.Dir = ui
 	cmd.Env = append(os.Environ(),
-		"GATEWAY_URL="+s.gateway,
+		"GATEWAY_URL="+s.gateway, "AUTH_URL="+s.authURL,
 		"ADMIN_EMAIL="+adminEmail, "ADMIN_PASSWORD="+adminPassword, "ADMIN_TOKEN="+token,
 		"USER_EMAIL="+userEmail, "USER_PASSWORD="+userPassword, "USER_TOKEN="+login.AccessToken,
 		"SHOTS_DIR="+shots, "CHROMIUM_PATH="+chromium,

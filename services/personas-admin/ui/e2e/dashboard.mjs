@@ -3,6 +3,7 @@
 // by deploy/e2e/dashboard_test.go (TestDashboard), which builds and starts
 // the stack, seeds it and passes in:
 //   GATEWAY_URL      http://127.0.0.1:PORT
+//   AUTH_URL         mana-auth-dev itself (for the test's own admin JWTs)
 //   ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN   the stand-in's admin
 //   USER_EMAIL, USER_PASSWORD, USER_TOKEN      a signed-up non-admin
 //   SHOTS_DIR        where screenshots go
@@ -20,6 +21,7 @@ if (!existsSync(CHROMIUM)) {
 }
 const env = (k) => { const v = process.env[k]; if (!v) { console.error(`FAIL: ${k} is not set (run through deploy/e2e TestDashboard)`); process.exit(2); } return v; };
 const GW = env("GATEWAY_URL");
+const AUTH = env("AUTH_URL");
 const ADMIN = { email: env("ADMIN_EMAIL"), password: env("ADMIN_PASSWORD"), token: env("ADMIN_TOKEN") };
 const USER = { email: env("USER_EMAIL"), password: env("USER_PASSWORD"), token: env("USER_TOKEN") };
 const SHOTS = env("SHOTS_DIR");
@@ -28,7 +30,22 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
 const WIDTHS = [{ name: "1280", width: 1280, height: 900 }, { name: "390", width: 390, height: 844 }];
 
-const api = async (path, init = {}, token = ADMIN.token) => {
+// The test's own admin JWT, minted at mana-auth itself (the gateway does not
+// route /api/v1/auth/login) and renewed when it has under 8 s left: the
+// stack may run with a short MANA_AUTH_DEV_JWT_TTL.
+const jwtExp = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString()).exp * 1000;
+const login = async (who) => {
+  const res = await fetch(`${AUTH}/api/v1/auth/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: who.email, password: who.password }) });
+  assert.equal(res.status, 200, `login at mana-auth for ${who.email}`);
+  return (await res.json()).accessToken;
+};
+let adminJwt = ADMIN.token;
+const adminToken = async () => {
+  if (jwtExp(adminJwt) - Date.now() < 8_000) adminJwt = await login(ADMIN);
+  return adminJwt;
+};
+const api = async (path, init = {}, tokenArg) => {
+  const token = tokenArg ?? await adminToken();
   const res = await fetch(`${GW}/api/v1/personas/admin${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json", ...(init.headers || {}) } });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
@@ -39,42 +56,25 @@ const t0 = Date.now();
 const log = (m) => console.log(`  [${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
 const skipped = [];
 
-// Does the stand-in offer Better Auth's cookie sign-in yet (branch standin)?
+// The stand-in's cookie sign-in (POST /api/auth/sign-in/email) is real and
+// routed by the gateway: it is required, never emulated.
 const probe = await fetch(`${GW}/api/auth/sign-in/email`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: ADMIN.email, password: ADMIN.password }) });
-const realSignIn = probe.status !== 404;
-if (!realSignIn) {
-  console.log("NOTE: this mana-auth stand-in has no /api/auth/sign-in/email yet: the sign-in calls are emulated at the");
-  console.log("      network layer with real JWTs from /api/v1/auth/login (TODO: drop the emulation once branch standin is merged).");
+if (probe.status === 404) {
+  console.error("FAIL: the gateway answers 404 for POST /api/auth/sign-in/email: the dashboard's sign-in needs mana-auth's session endpoints routed");
+  process.exit(1);
 }
 
-/** Emulates the stand-in's cookie sign-in when it is missing, per browser context. */
+/** Counts the page's calls to /api/auth/token and /api/auth/sign-in/email. */
 async function emulateAuth(ctx, counter) {
-  if (realSignIn) {
-    ctx.on("request", (r) => { if (r.url().endsWith("/api/auth/token")) counter.tokens++; });
-    return;
-  }
-  let session = null;
-  await ctx.route("**/api/auth/sign-in/email", async (route) => {
-    const { email, password } = JSON.parse(route.request().postData() || "{}");
-    const who = [ADMIN, USER].find((u) => u.email === email && u.password === password);
-    if (!who) return route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ code: "INVALID_EMAIL_OR_PASSWORD", message: "Invalid email or password" }) });
-    session = who;
-    return route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ redirect: false, token: "opaque", user: { email } }) });
+  ctx.on("request", (r) => {
+    if (r.url().endsWith("/api/auth/token")) counter.tokens++;
+    if (r.url().endsWith("/api/auth/sign-in/email")) counter.signIns++;
   });
-  await ctx.route("**/api/auth/token", async (route) => {
-    counter.tokens++;
-    if (!session) return route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ code: "UNAUTHORIZED", message: "no session" }) });
-    // A fresh JWT for the session's user, from the stand-in's password login.
-    const res = await fetch(`${GW}/api/v1/auth/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: session.email, password: session.password }) });
-    const body = await res.json();
-    return route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ token: body.accessToken }) });
-  });
-  await ctx.route("**/api/auth/sign-out", async (route) => { session = null; return route.fulfill({ status: 200, contentType: "application/json", body: "{\"success\":true}" }); });
 }
 
 async function newPage(browser, opts = {}) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: opts.dark ? "dark" : "light", timezoneId: "Europe/Berlin" });
-  const counter = { tokens: 0 };
+  const counter = { tokens: 0, signIns: 0 };
   await emulateAuth(ctx, counter);
   const page = await ctx.newPage();
   page.setDefaultTimeout(10_000);
@@ -348,9 +348,7 @@ try {
   await R.page.locator("[data-stat=list-total]").waitFor();
   const before = R.counter.tokens;
   // The page's token was minted just now; a fresh one tells its lifetime.
-  const fresh = await (await fetch(`${GW}/api/v1/auth/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: ADMIN.email, password: ADMIN.password }) })).json();
-  const exp = JSON.parse(Buffer.from(fresh.accessToken.split(".")[1], "base64url").toString()).exp;
-  const lifetime = exp * 1000 - Date.now();
+  const lifetime = jwtExp(await login(ADMIN)) - Date.now();
   // Past the renewal point (one minute before expiry) and past the expiry itself.
   await R.page.clock.fastForward(lifetime - 30_000);
   await R.page.waitForFunction(() => true);
@@ -362,7 +360,6 @@ try {
   await expectNoStorage(R.page);
   await R.ctx.close();
   log("ok token renewed ~1 min before expiry, the API still answers after the first token's expiry");
-  if (!realSignIn) skipped.push("token renewal against the real stand-in with a short MANA_AUTH_DEV_JWT_TTL: needs branch standin (renewal checked here with the browser clock fast-forwarded and a real token)");
 } catch (err) {
   failed = true;
   console.error(`FAIL at step "${step}": ${err && err.stack ? err.stack : err}`);
