@@ -92,6 +92,36 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 
+	// One tick of julia's through the tick records, as a runner writes it:
+	// start, actions, a rating, finish with a summary.
+	var julia string
+	for _, p := range list {
+		if p.Email == "persona.julia@mana.test" {
+			julia = p.UserID
+		}
+	}
+	require.NotEmpty(t, julia, "seeded persona julia exists")
+	const tickID, tickSummary = "tick-julia-recorded", "Heute drei Aufgaben angelegt, die Notizsuche war offline."
+	_, err = runner.StartTick(ctx, julia, internalclient.TickStart{TickID: tickID, RunnerID: "runner-e2e", Model: ptr("e2e-model")})
+	require.NoError(t, err)
+	_, err = runner.PostActions(ctx, julia, []internalclient.Action{
+		{TickID: tickID, Seq: ptr(0), ToolName: "todo.create", Result: "ok", LatencyMs: ptr(90)},
+		{TickID: tickID, Seq: ptr(1), ToolName: "notes.search", Result: "error", ErrorMessage: ptr("index offline"), LatencyMs: ptr(3000)},
+		{TickID: tickID, Seq: ptr(2), ToolName: "journal.write", Result: "ok", LatencyMs: ptr(120)},
+	})
+	require.NoError(t, err)
+	_, err = runner.PostFeedback(ctx, julia, []internalclient.Feedback{{TickID: tickID, Module: "journal", Rating: 4, Notes: ptr("Schreiben ging flott.")}})
+	require.NoError(t, err)
+	_, err = runner.FinishTick(ctx, julia, tickID, internalclient.TickFinish{Status: internalclient.StatusOK, Summary: ptr(tickSummary), RatingStatus: ptr("ok")})
+	require.NoError(t, err)
+	// And a runner's lease and a quarantine on her, for the page's buttons
+	// (a claim leases whichever personas are due; this is deterministic).
+	_, err = s.db(t).ExecContext(ctx, `UPDATE personas.personas
+		SET lease_owner = 'runner-e2e', lease_token_hash = sha256('e2e'::bytea), lease_seconds = 900,
+		    lease_expires_at = now() + interval '15 minutes', consecutive_failures = 5, quarantined_at = now()
+		WHERE user_id = $1`, julia)
+	require.NoError(t, err)
+
 	// A signed-up user who is not an admin.
 	auth, err := manaauth.New(s.authURL) // mana-auth itself: the gateway does not route register or login
 	require.NoError(t, err)
@@ -115,6 +145,7 @@ func TestDashboard(t *testing.T) {
 		"ADMIN_EMAIL="+adminEmail, "ADMIN_PASSWORD="+adminPassword, "ADMIN_TOKEN="+token,
 		"USER_EMAIL="+userEmail, "USER_PASSWORD="+userPassword, "USER_TOKEN="+login.AccessToken,
 		"SHOTS_DIR="+shots, "CHROMIUM_PATH="+chromium,
+		"TICK_PERSONA="+julia, "TICK_ID="+tickID, "TICK_SUMMARY="+tickSummary,
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("dashboard.mjs:\n%s", strings.TrimRight(string(out), "\n"))
