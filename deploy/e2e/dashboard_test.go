@@ -24,10 +24,12 @@ const chromiumPath = "/usr/bin/chromium"
 
 // TestDashboard runs the dashboard's browser tests
 // (services/personas-admin/ui/e2e/dashboard.mjs) against the whole stack
-// behind the real gateway, seeded with the catalog and runner data. It never
-// skips: no Chromium, no node or an unbuilt UI fail with the command that
-// fixes it. Screenshots of every page at 1280 and 390 px land in
-// .dev/dashboard-shots/ (or $DASHBOARD_SHOTS_DIR).
+// behind the real gateway, seeded with the catalog and runner data;
+// mana-auth-dev mints JWTs that live 20 s, so the dashboard's token renewal
+// is checked across a real expiry. It never skips: no Chromium, no node or
+// an unbuilt UI fail with the command that fixes it. Screenshots of every
+// page at 1280 and 390 px land in .dev/dashboard-shots/ (or
+// $DASHBOARD_SHOTS_DIR).
 func TestDashboard(t *testing.T) {
 	t.Parallel()
 	root, err := repo.Root()
@@ -50,7 +52,10 @@ func TestDashboard(t *testing.T) {
 
 	ctx := context.Background()
 	start := time.Now()
-	s := startStack(t)
+	// JWTs that live 20 s: the browser test signs a tab in first and checks
+	// at its end, past that tab's first expiry, that it still reaches the API
+	// without signing in again.
+	s := startStack(t, withJWTTTL(20*time.Second))
 	t.Logf("stack up after %s", time.Since(start).Round(time.Millisecond))
 	token := s.adminToken(t)
 
