@@ -127,6 +127,24 @@ func TestDashboard(t *testing.T) {
 		WHERE user_id = $1`, julia)
 	require.NoError(t, err)
 
+	// A module that got worse: the weekly rollups of "calendar" (maya's, who
+	// has no other activity) written directly, since the store's clock
+	// cannot be moved back: five weeks rated 5, then the three last
+	// complete weeks rated 2, six ratings each. The default verdict (3
+	// weeks of ≥ 5 ratings, ≥ 0.5 below the baseline) flags it.
+	var maya string
+	for _, p := range list {
+		if p.Email == "persona.maya@mana.test" {
+			maya = p.UserID
+		}
+	}
+	require.NotEmpty(t, maya, "seeded persona maya exists")
+	const flagModule = "calendar"
+	_, err = s.db(t).ExecContext(ctx, `INSERT INTO personas.rating_daily (day, module, persona_id, n, r2, r5, last_at)
+		SELECT d, $1, $2, 6, CASE WHEN w <= 3 THEN 6 ELSE 0 END, CASE WHEN w <= 3 THEN 0 ELSE 6 END, d + time '12:00'
+		FROM generate_series(1, 8) AS w, LATERAL (SELECT (now() AT TIME ZONE 'UTC')::date - 7 * w AS d) AS day`, flagModule, maya)
+	require.NoError(t, err)
+
 	// A signed-up user who is not an admin.
 	auth, err := manaauth.New(s.authURL) // mana-auth itself: the gateway does not route register or login
 	require.NoError(t, err)
@@ -150,7 +168,7 @@ func TestDashboard(t *testing.T) {
 		"ADMIN_EMAIL="+adminEmail, "ADMIN_PASSWORD="+adminPassword, "ADMIN_TOKEN="+token,
 		"USER_EMAIL="+userEmail, "USER_PASSWORD="+userPassword, "USER_TOKEN="+login.AccessToken,
 		"SHOTS_DIR="+shots, "CHROMIUM_PATH="+chromium,
-		"TICK_PERSONA="+julia, "TICK_ID="+tickID, "TICK_SUMMARY="+tickSummary,
+		"FLAG_MODULE="+flagModule, "TICK_PERSONA="+julia, "TICK_ID="+tickID, "TICK_SUMMARY="+tickSummary,
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("dashboard.mjs:\n%s", strings.TrimRight(string(out), "\n"))

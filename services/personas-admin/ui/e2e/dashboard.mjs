@@ -7,6 +7,7 @@
 //   ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN   the stand-in's admin
 //   USER_EMAIL, USER_PASSWORD, USER_TOKEN      a signed-up non-admin
 //   SHOTS_DIR        where screenshots go
+//   FLAG_MODULE      a module whose weekly rollups were written to be flagged
 //   TICK_PERSONA, TICK_ID, TICK_SUMMARY   a tick seeded through the internal
 //                    API (start, actions, rating, finish) on a persona that
 //                    also holds a runner's lease and is quarantined
@@ -28,6 +29,7 @@ const AUTH = env("AUTH_URL");
 const ADMIN = { email: env("ADMIN_EMAIL"), password: env("ADMIN_PASSWORD"), token: env("ADMIN_TOKEN") };
 const USER = { email: env("USER_EMAIL"), password: env("USER_PASSWORD"), token: env("USER_TOKEN") };
 const SHOTS = env("SHOTS_DIR");
+const FLAG_MODULE = env("FLAG_MODULE");
 const TICK = { persona: env("TICK_PERSONA"), id: env("TICK_ID"), summary: env("TICK_SUMMARY") };
 mkdirSync(SHOTS, { recursive: true });
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -190,6 +192,8 @@ try {
     assert.equal(await digits(`[data-stat=${stat}]`), String(want), `overview "${stat}" equals GET /overview's`);
   }
   assert.ok(ov.ratings.rated > 0 && ov.ticks.finished >= 1, "the seeded ratings and tick are in the overview");
+  assert.deepEqual(ov.flaggedModules.map((m) => m.module), [FLAG_MODULE], "GET /overview flags the constructed module");
+  assert.deepEqual(await A.page.$$eval("[data-list=flagged] li", (ls) => ls.map((l) => l.getAttribute("data-module"))), ov.flaggedModules.map((m) => m.module), "the overview's flagged modules equal the API's");
   await expectNoStorage(A.page);
   await capture(A.page, "overview");
   log("ok admin signed in, overview equals the API");
@@ -325,7 +329,17 @@ try {
   await capture(A.page, "modules");
   await A.page.goto(`${GW}/personas/#/modules/todo`);
   await A.page.locator("[data-region=trend] .region:not([aria-busy])").waitFor();
+  await A.page.locator("[data-region=trend] [data-flagged=false]").waitFor();
   await capture(A.page, "module");
+  await A.page.goto(`${GW}/personas/#/modules/${FLAG_MODULE}`);
+  await A.page.locator("[data-region=trend] [data-flagged=true]").waitFor();
+  const tr = (await api(`/modules/${FLAG_MODULE}/trend?bucket=week`)).body;
+  assert.equal(tr.verdict.flagged, true, "the API's verdict flags the constructed trend");
+  const runStarts = tr.buckets.filter((b) => !b.partial && b.mean !== null && b.start >= tr.verdict.since).slice(0, tr.verdict.buckets).map((b) => b.start);
+  assert.equal(runStarts.length, tr.verdict.buckets);
+  assert.deepEqual(await A.page.$$eval("[data-region=trend] rect[data-flag]", (r) => r.map((x) => x.getAttribute("data-flag"))), runStarts, "the chart shades exactly the verdict's flagged weeks");
+  await capture(A.page, "module-flagged");
+  log(`ok ${FLAG_MODULE}: the trend verdict's flag and its ${tr.verdict.buckets} weeks shown on the chart`);
   await A.page.click("nav a[data-nav=notes]");
   await A.page.locator("[data-region=notes] .region:not([aria-busy])").waitFor();
   const feed = (await api("/feedback?limit=50")).body.feedback;
