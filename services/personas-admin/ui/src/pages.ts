@@ -57,6 +57,9 @@ function section(title: string, id: string, ...extra: Node[]): { el: HTMLElement
   return { el, body };
 }
 
+/** A calendar date (YYYY-MM-DD, a UTC day) as itself: no time, no time-zone shift. */
+const day = (d: string) => h("time", { datetime: d }, d);
+
 const personaHref = (id: string) => `#/personas/${encodeURIComponent(id)}`;
 
 // ---- Overview ---------------------------------------------------------------
@@ -118,7 +121,7 @@ export function overviewPage(main: HTMLElement): Page {
           h("h3", null, "Flagged modules"),
           o.flaggedModules.length === 0 ? empty("No module is flagged.")
             : h("ul", { "data-list": "flagged" }, o.flaggedModules.map((m) => h("li", { "data-module": m.module }, h("a", { href: `#/modules/${encodeURIComponent(m.module)}` }, m.module), " ", badge("flagged", "quarantined"),
-              ` ${num(m.baselineMean, 2)} → ${num(m.runMean, 2)} (−${num(m.drop, 2)}) for ${m.weeks} week${m.weeks === 1 ? "" : "s"} since `, time(m.since, "absolute")))),
+              ` ${num(m.baselineMean, 2)} → ${num(m.runMean, 2)} (−${num(m.drop, 2)}) for ${m.weeks} week${m.weeks === 1 ? "" : "s"} since `, day(m.since)))),
           h("h3", null, "Tools whose errors rose"),
           o.errorRateRises.length === 0 ? empty("No tool's error rate rose.")
             : h("ul", null, o.errorRateRises.map((x) => h("li", null, h("code", null, x.name), ` error rate ${num(x.errorRate * 100, 1)} %`, x.errorRateChange !== null ? ` (${x.errorRateChange >= 0 ? "+" : ""}${num(x.errorRateChange * 100, 1)} pts)` : ""))),
@@ -458,7 +461,7 @@ export function modulePage(main: HTMLElement, module: string): Page {
       await Promise.all([
         dt(() => optional(api<Trend>("GET", `/modules/${encodeURIComponent(module)}/trend${qs({ bucket: "week" })}`)), (t) => [
           t.verdict.flagged ? h("p", { class: "flagged", "data-flagged": "true" }, badge("flagged", "quarantined"),
-            ` rated ${num(t.verdict.runMean, 2)} against a baseline of ${num(t.verdict.baselineMean, 2)}${t.verdict.drop !== null ? ` (−${num(t.verdict.drop, 2)})` : ""} for ${t.verdict.buckets} ${t.bucket === "day" ? "day" : "week"}${t.verdict.buckets === 1 ? "" : "s"}`, t.verdict.since ? [" since ", time(t.verdict.since, "absolute")] : null)
+            ` rated ${num(t.verdict.runMean, 2)} against a baseline of ${num(t.verdict.baselineMean, 2)}${t.verdict.drop !== null ? ` (−${num(t.verdict.drop, 2)})` : ""} for ${t.verdict.buckets} ${t.bucket === "day" ? "day" : "week"}${t.verdict.buckets === 1 ? "" : "s"}`, t.verdict.since ? [" since ", day(t.verdict.since)] : null)
             : h("p", { "data-flagged": "false" }, `Not flagged (rule: ${t.verdict.k} buckets of ≥ ${t.verdict.minRatings} ratings, ${num(t.verdict.delta, 2)} below the baseline).`),
           trendChart(t),
         ]),
