@@ -24,10 +24,12 @@ const chromiumPath = "/usr/bin/chromium"
 
 // TestDashboard runs the dashboard's browser tests
 // (services/personas-admin/ui/e2e/dashboard.mjs) against the whole stack
-// behind the real gateway, seeded with the catalog and runner data. It never
-// skips: no Chromium, no node or an unbuilt UI fail with the command that
-// fixes it. Screenshots of every page at 1280 and 390 px land in
-// .dev/dashboard-shots/ (or $DASHBOARD_SHOTS_DIR).
+// behind the real gateway, seeded with the catalog and runner data;
+// mana-auth-dev mints JWTs that live 20 s, so the dashboard's token renewal
+// is checked across a real expiry. It never skips: no Chromium, no node or
+// an unbuilt UI fail with the command that fixes it. Screenshots of every
+// page at 1280 and 390 px land in .dev/dashboard-shots/ (or
+// $DASHBOARD_SHOTS_DIR).
 func TestDashboard(t *testing.T) {
 	t.Parallel()
 	root, err := repo.Root()
@@ -50,7 +52,10 @@ func TestDashboard(t *testing.T) {
 
 	ctx := context.Background()
 	start := time.Now()
-	s := startStack(t)
+	// JWTs that live 20 s: the browser test signs a tab in first and checks
+	// at its end, past that tab's first expiry, that it still reaches the API
+	// without signing in again.
+	s := startStack(t, withJWTTTL(20*time.Second))
 	t.Logf("stack up after %s", time.Since(start).Round(time.Millisecond))
 	token := s.adminToken(t)
 
@@ -92,9 +97,56 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 
-	// A signed-up user who is not an admin (registered at mana-auth itself:
-	// the gateway forwards only the browser's sign-in paths).
-	auth, err := manaauth.New(s.authURL)
+	// One tick of julia's through the tick records, as a runner writes it:
+	// start, actions, a rating, finish with a summary.
+	var julia string
+	for _, p := range list {
+		if p.Email == "persona.julia@mana.test" {
+			julia = p.UserID
+		}
+	}
+	require.NotEmpty(t, julia, "seeded persona julia exists")
+	const tickID, tickSummary = "tick-julia-recorded", "Heute drei Aufgaben angelegt, die Notizsuche war offline."
+	_, err = runner.StartTick(ctx, julia, internalclient.TickStart{TickID: tickID, RunnerID: "runner-e2e", Model: ptr("e2e-model")})
+	require.NoError(t, err)
+	_, err = runner.PostActions(ctx, julia, []internalclient.Action{
+		{TickID: tickID, Seq: ptr(0), ToolName: "todo.create", Result: "ok", LatencyMs: ptr(90)},
+		{TickID: tickID, Seq: ptr(1), ToolName: "notes.search", Result: "error", ErrorMessage: ptr("index offline"), LatencyMs: ptr(3000)},
+		{TickID: tickID, Seq: ptr(2), ToolName: "journal.write", Result: "ok", LatencyMs: ptr(120)},
+	})
+	require.NoError(t, err)
+	_, err = runner.PostFeedback(ctx, julia, []internalclient.Feedback{{TickID: tickID, Module: "journal", Rating: 4, Notes: ptr("Schreiben ging flott.")}})
+	require.NoError(t, err)
+	_, err = runner.FinishTick(ctx, julia, tickID, internalclient.TickFinish{Status: internalclient.StatusOK, Summary: ptr(tickSummary), RatingStatus: ptr("ok")})
+	require.NoError(t, err)
+	// And a runner's lease and a quarantine on her, for the page's buttons
+	// (a claim leases whichever personas are due; this is deterministic).
+	_, err = s.db(t).ExecContext(ctx, `UPDATE personas.personas
+		SET lease_owner = 'runner-e2e', lease_token_hash = sha256('e2e'::bytea), lease_seconds = 900,
+		    lease_expires_at = now() + interval '15 minutes', consecutive_failures = 5, quarantined_at = now()
+		WHERE user_id = $1`, julia)
+	require.NoError(t, err)
+
+	// A module that got worse: the weekly rollups of "calendar" (maya's, who
+	// has no other activity) written directly, since the store's clock
+	// cannot be moved back: five weeks rated 5, then the three last
+	// complete weeks rated 2, six ratings each. The default verdict (3
+	// weeks of ≥ 5 ratings, ≥ 0.5 below the baseline) flags it.
+	var maya string
+	for _, p := range list {
+		if p.Email == "persona.maya@mana.test" {
+			maya = p.UserID
+		}
+	}
+	require.NotEmpty(t, maya, "seeded persona maya exists")
+	const flagModule = "calendar"
+	_, err = s.db(t).ExecContext(ctx, `INSERT INTO personas.rating_daily (day, module, persona_id, n, r2, r5, last_at)
+		SELECT d, $1, $2, 6, CASE WHEN w <= 3 THEN 6 ELSE 0 END, CASE WHEN w <= 3 THEN 0 ELSE 6 END, d + time '12:00'
+		FROM generate_series(1, 8) AS w, LATERAL (SELECT (now() AT TIME ZONE 'UTC')::date - 7 * w AS d) AS day`, flagModule, maya)
+	require.NoError(t, err)
+
+	// A signed-up user who is not an admin.
+	auth, err := manaauth.New(s.authURL) // mana-auth itself: the gateway does not route register or login
 	require.NoError(t, err)
 	userEmail, userPassword := "someone@mana.test", "not-an-admin-password"
 	_, err = auth.Register(ctx, manaauth.RegisterRequest{Email: userEmail, Password: userPassword, Name: "Someone"})
@@ -112,10 +164,11 @@ func TestDashboard(t *testing.T) {
 	cmd := exec.CommandContext(runCtx, node, filepath.Join(ui, "e2e", "dashboard.mjs"))
 	cmd.Dir = ui
 	cmd.Env = append(os.Environ(),
-		"GATEWAY_URL="+s.gateway,
+		"GATEWAY_URL="+s.gateway, "AUTH_URL="+s.authURL,
 		"ADMIN_EMAIL="+adminEmail, "ADMIN_PASSWORD="+adminPassword, "ADMIN_TOKEN="+token,
 		"USER_EMAIL="+userEmail, "USER_PASSWORD="+userPassword, "USER_TOKEN="+login.AccessToken,
 		"SHOTS_DIR="+shots, "CHROMIUM_PATH="+chromium,
+		"FLAG_MODULE="+flagModule, "TICK_PERSONA="+julia, "TICK_ID="+tickID, "TICK_SUMMARY="+tickSummary,
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("dashboard.mjs:\n%s", strings.TrimRight(string(out), "\n"))

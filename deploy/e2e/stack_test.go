@@ -168,8 +168,26 @@ func waitReady(t *testing.T, p *proc, url string) {
 	require.FailNow(t, p.name+" did not become ready at "+url, p.output())
 }
 
-func startStack(t *testing.T) *stack {
+// stackOption changes how startStack starts the stack; without options
+// every test gets the same defaults.
+type stackOption func(*stackConfig)
+
+type stackConfig struct {
+	authEnv []string // extra environment of mana-auth-dev
+}
+
+// withJWTTTL makes mana-auth-dev mint JWTs that live d
+// (MANA_AUTH_DEV_JWT_TTL), for tests of renewal across a real expiry.
+func withJWTTTL(d time.Duration) stackOption {
+	return func(c *stackConfig) { c.authEnv = append(c.authEnv, "MANA_AUTH_DEV_JWT_TTL="+d.String()) }
+}
+
+func startStack(t *testing.T, opts ...stackOption) *stack {
 	t.Helper()
+	var cfg stackConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	bin := binaries(t)
 	nginx := nginxPath(t)
 	root, err := repo.Root()
@@ -197,12 +215,11 @@ func startStack(t *testing.T) *stack {
 	s.gateway = "http://127.0.0.1:" + strconv.Itoa(gwPort)
 	common := []string{"DATABASE_URL=" + s.dsn, "MANA_SERVICE_KEY=" + serviceKey, "LOG_LEVEL=warn", "NODE_ENV=development"}
 
-	// The dashboard signs in through the gateway, so the browser's Origin is
-	// the gateway's: mana-auth must trust it (as the platform's must trust
-	// the dashboard's origin).
-	auth := s.start(t, "mana-auth-dev", append(common, "PORT="+strconv.Itoa(authPort), "MANA_AUTH_DEV_BASE_URL="+s.authURL,
-		"MANA_AUTH_DEV_TRUSTED_ORIGINS="+s.gateway),
-		filepath.Join(bin, "mana-auth-dev"))
+	// The browser reaches mana-auth's session endpoints through the gateway,
+	// so its sign-in carries the gateway's Origin: trusted, as in production.
+	authEnv := append(append(common, "PORT="+strconv.Itoa(authPort), "MANA_AUTH_DEV_BASE_URL="+s.authURL,
+		"MANA_AUTH_DEV_TRUSTED_ORIGINS="+s.gateway), cfg.authEnv...)
+	auth := s.start(t, "mana-auth-dev", authEnv, filepath.Join(bin, "mana-auth-dev"))
 	waitReady(t, auth, s.authURL+"/healthz")
 
 	internal := s.start(t, "personas-internal", append(common, "PORT="+strconv.Itoa(internalPort), "PERSONAS_AUTO_MIGRATE=false"),

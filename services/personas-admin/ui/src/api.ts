@@ -76,22 +76,63 @@ export function qs(params: Record<string, string | number | undefined | null>): 
   return s ? `?${s}` : "";
 }
 
-// ---- shapes (fields the backend adds later are optional) --------------------
+// ---- shapes: as services/personas-admin/openapi.yaml defines them ----------
+
+export type TickStatus = "running" | "ok" | "empty" | "failed" | "timeout" | "crashed";
 
 export interface Persona {
   userId: string; email: string; name: string; archetype: string; systemPrompt: string;
   moduleMix: Record<string, number>; tickCadence: string; lastActiveAt: string | null;
   createdAt: string; updatedAt: string; actions7d: number;
-  lastTick?: { status: string; finishedAt: string | null } | null;
-  consecutiveFailures?: number; quarantined?: boolean; enabled?: boolean;
-  lease?: { runnerId: string; expiresAt: string } | null;
-  nextAttemptAt?: string | null; tickHour?: number; overdue?: boolean; tags?: string[];
+  tags?: string[];
+  /** The effective tick hour (UTC), set or derived. */
+  tickHour: number;
+  enabled: boolean;
+  quarantined: boolean;
+  consecutiveFailures: number;
+  /** End of the backoff after a failure; null when not backing off. */
+  nextAttemptAt: string | null;
+  /** The latest finished tick (null before the first). */
+  lastTick: { status: TickStatus; finishedAt: string | null } | null;
+  /** expiresAt in the past: a lapsed lease not yet counted as a crash. */
+  lease: { runnerId: string; expiresAt: string; tickId?: string } | null;
 }
-export interface Action { id: string; tickId: string; toolName: string; result: string; errorMessage?: string | null; latencyMs?: number | null; createdAt: string }
+export interface Action { id: string; personaId: string; tickId: string; seq?: number; toolName: string; inputHash: string | null; result: "ok" | "error"; errorMessage: string | null; latencyMs: number | null; createdAt: string }
 export interface ModuleFeedback { module: string; avgRating: number; count: number; distribution: Record<string, number>; lastRatedAt: string }
 export interface Detail { persona: Persona; recentActions: Action[]; feedbackByModule: ModuleFeedback[] }
 export interface Tick {
-  tickId: string; status: string; startedAt?: string; finishedAt?: string | null; durationMs?: number | null;
-  actions?: number; errors?: number; ratings?: number; summary?: string | null; errorKind?: string | null; errorMessage?: string | null; runnerId?: string;
+  tickId: string;
+  /** false: known only from its actions or feedback (then only counts, duration and createdAt). */
+  recorded: boolean;
+  status: TickStatus | null; runnerId: string | null; model: string | null; platformVersion: string | null;
+  startedAt: string | null; finishedAt: string | null;
+  errorKind: string | null; errorMessage: string | null; ratingStatus: "ok" | "unparsable" | "missing" | null;
+  tokensIn: number | null; tokensOut: number | null; staleWrites: number;
+  actions: number; errors: number; ratings: number; durationMs: number | null; createdAt: string;
+  /** Only in GET /{id}/ticks/{tickId}. */
+  summary?: string | null;
 }
-export interface Feedback { id?: string; tickId?: string; module: string; rating: number; notes?: string | null; createdAt?: string; personaId?: string; personaName?: string; archetype?: string }
+export interface TickFeedback { id: string; module: string; rating: number; notes: string | null; createdAt: string }
+export interface TickDetail { tick: Tick & { summary: string | null }; actions: Action[]; feedback: TickFeedback[] }
+export interface Feedback { id: string; personaId?: string; personaName?: string; personaArchetype?: string; tickId?: string; module: string; rating: number; notes: string | null; createdAt: string }
+export interface Fleet { paused: boolean; updatedAt: string; updatedBy: string | null }
+export interface PersonaCount { count: number; ids: string[] }
+export interface Interval { low: number; high: number }
+export interface ToolStats { name: string; calls: number; errors: number; errorRate: number; p95LatencyMs: number | null; meanLatencyMs: number | null; previousCalls: number; previousErrorRate: number | null; errorRateChange: number | null }
+export interface Overview {
+  window: string; since: string; from: string; fleetPaused: boolean;
+  personas: { total: number; enabled: number; disabled: PersonaCount; quarantined: PersonaCount; overdue: PersonaCount };
+  ticks: { finished: number; byStatus: Record<string, number>; successRate: number | null };
+  flaggedModules: { module: string; since: string; weeks: number; drop: number; baselineMean: number; runMean: number }[];
+  errorRateRises: ToolStats[];
+  ratings: { rated: number; unparsable: number };
+}
+export interface ModuleSummary {
+  module: string; mean: number; count: number; ci: Interval | null; distribution: Record<string, number>; personas: number; lastRatedAt: string;
+  change: { delta: number; previousMean: number; previousCount: number; ci: Interval | null; significant: boolean } | null;
+}
+export interface TrendBucket { start: string; mean: number | null; count: number; ci: Interval | null; distribution: Record<string, number>; partial: boolean }
+export interface Trend {
+  module: string; bucket: "day" | "week"; buckets: TrendBucket[];
+  verdict: { flagged: boolean; since: string | null; buckets: number; baselineMean: number | null; runMean: number | null; drop: number | null; k: number; delta: number; minRatings: number; excludedTags: string[]; newestComplete: string | null };
+}

@@ -13,7 +13,7 @@ export class AuthError extends Error {
   }
 }
 
-interface Claims { exp?: number; email?: string; role?: string; sub?: string }
+interface Claims { exp?: number; iat?: number; email?: string; role?: string; sub?: string }
 
 let token: string | null = null;
 let claims: Claims = {};
@@ -21,8 +21,14 @@ let renewTimer: number | undefined;
 let renewing: Promise<string> | null = null;
 const listeners = new Set<() => void>();
 
-/** Seconds before expiry at which the token is renewed. */
+/** Seconds before expiry at which the token is renewed (at most a quarter of a short token's lifetime). */
 export const RENEW_BEFORE_S = 60;
+
+/** When to renew the current token: a minute before expiry, or a quarter of its lifetime for tokens shorter than 4 minutes. */
+function renewBeforeMs(): number {
+  const life = claims.exp && claims.iat ? claims.exp - claims.iat : 0;
+  return (life > 0 ? Math.min(RENEW_BEFORE_S, life / 4) : RENEW_BEFORE_S) * 1000;
+}
 
 export function onChange(fn: () => void): void { listeners.add(fn); }
 function changed(): void { for (const fn of listeners) fn(); }
@@ -46,7 +52,7 @@ function setToken(jwt: string | null): void {
   window.clearTimeout(renewTimer);
   renewTimer = undefined;
   if (jwt && claims.exp) {
-    const delay = Math.max(5_000, claims.exp * 1000 - Date.now() - RENEW_BEFORE_S * 1000);
+    const delay = Math.max(1_000, claims.exp * 1000 - Date.now() - renewBeforeMs());
     renewTimer = window.setTimeout(() => { void renew().catch(() => changed()); }, delay);
   }
   changed();
@@ -83,9 +89,9 @@ export function renew(): Promise<string> {
   return renewing;
 }
 
-/** The current JWT, renewed first if it expires within RENEW_BEFORE_S/2 (timers sleep in background tabs). */
+/** The current JWT, renewed first if it expires within half the renewal margin (timers sleep in background tabs). */
 export async function bearer(): Promise<string> {
-  if (token && claims.exp && claims.exp * 1000 - Date.now() > (RENEW_BEFORE_S / 2) * 1000) return token;
+  if (token && claims.exp && claims.exp * 1000 - Date.now() > renewBeforeMs() / 2) return token;
   if (token && !claims.exp) return token;
   return renew();
 }

@@ -2,7 +2,7 @@
 // re-renders only its data regions on refresh (called on entry and every
 // POLL_MS); a region is left untouched when its data did not change, so
 // polling never steals keyboard focus or scroll position for nothing.
-import { api, ApiError, qs, type Action, type Detail, type Feedback, type ModuleFeedback, type Persona, type Tick } from "./api";
+import { api, ApiError, qs, type Action, type Detail, type Feedback, type Fleet, type ModuleFeedback, type ModuleSummary, type Overview, type Persona, type Tick, type TickDetail, type Trend } from "./api";
 import { bar, h, num, replace, s, time } from "./dom";
 import { badge, confirmDialog, empty, errorPanel, loading, notAvailable, statusBadges, toast } from "./ui";
 
@@ -57,18 +57,12 @@ function section(title: string, id: string, ...extra: Node[]): { el: HTMLElement
   return { el, body };
 }
 
+/** A calendar date (YYYY-MM-DD, a UTC day) as itself: no time, no time-zone shift. */
+const day = (d: string) => h("time", { datetime: d }, d);
+
 const personaHref = (id: string) => `#/personas/${encodeURIComponent(id)}`;
 
 // ---- Overview ---------------------------------------------------------------
-
-interface Overview {
-  window?: string;
-  personas?: { total?: number; enabled?: number; paused?: number; quarantined?: number; overdue?: number; [k: string]: unknown };
-  ticks?: { byStatus?: Record<string, number>; successRate?: number | null; total?: number };
-  flaggedModules?: { module: string; since?: string; delta?: number }[];
-  toolsErrorRising?: { tool: string; errorRate?: number; change?: number }[];
-  unparsableRatings?: number;
-}
 
 function stat(label: string, value: string | number, href?: string, id?: string): HTMLElement {
   const v = h("span", { class: "stat-value", "data-stat": id ?? label }, String(value));
@@ -85,11 +79,12 @@ export function overviewPage(main: HTMLElement): Page {
   const drawFleet = region(fleet.body, "Fleet");
   const drawRunner = region(runner.body, "Runner control");
   const drawOv = region(ov.body, "Fleet overview");
-  let fleetCache: { at: number; data: { personas: Persona[] } } | null = null;
 
   const refresh = async () => {
+    const overview = optional(api<Overview>("GET", `/overview${qs({ window: win })}`));
+    overview.catch(() => undefined); // each region reports it
     await Promise.all([
-      drawRunner(() => optional(api<{ paused: boolean; updatedAt?: string; updatedBy?: string | null }>("GET", "/runner")), (r) => {
+      drawRunner(() => optional(api<Fleet>("GET", "/runner")), (r) => {
         const btn = h("button", { type: "button", id: "fleet-toggle", class: r.paused ? "primary" : "danger" }, r.paused ? "Resume the fleet" : "Pause the fleet");
         btn.addEventListener("click", async () => {
           const ok = await confirmDialog(r.paused
@@ -100,42 +95,36 @@ export function overviewPage(main: HTMLElement): Page {
           await refresh();
         });
         return [h("p", { "data-fleet": r.paused ? "paused" : "running" }, r.paused ? badge("paused") : badge("running", "ok"), " ",
-          r.updatedAt ? ["since ", time(r.updatedAt)] : null, r.updatedBy ? ` by ${r.updatedBy}` : null), btn];
+          ["since ", time(r.updatedAt)], r.updatedBy ? ` by ${r.updatedBy}` : null), btn];
       }),
-      // Counts from the list itself: always available, even before /overview
-      // exists. The whole list grows with the fleet, so it is read at most
-      // once a minute rather than on every poll.
-      drawFleet(async () => {
-        if (!fleetCache || Date.now() - fleetCache.at > 60_000) fleetCache = { at: Date.now(), data: await api<{ personas: Persona[] }>("GET", "") };
-        return fleetCache.data;
-      }, ({ personas }) => {
-        const leased = personas.filter((p) => p.lease && new Date(p.lease.expiresAt).getTime() > Date.now()).length;
+      // Every number from GET /overview: the whole list grows with the
+      // fleet, the overview counts it in the database.
+      drawFleet(() => overview, (o) => {
+        const p = o.personas;
         return h("div", { class: "stats" },
-          stat("personas", personas.length, "#/personas", "list-total"),
-          stat("disabled", personas.filter((p) => p.enabled === false).length, undefined, "list-disabled"),
-          stat("quarantined", personas.filter((p) => p.quarantined).length, undefined, "list-quarantined"),
-          stat("leased now", leased, undefined, "list-leased"),
-          stat("actions, 7 days", personas.reduce((a, p) => a + (p.actions7d || 0), 0), undefined, "list-actions7d"));
+          stat("personas", p.total, "#/personas", "total"),
+          stat("enabled", p.enabled, "#/personas", "enabled"),
+          stat("disabled", p.disabled.count, undefined, "disabled"),
+          stat("quarantined", p.quarantined.count, undefined, "quarantined"),
+          stat("overdue", p.overdue.count, undefined, "overdue"));
       }),
-      drawOv(() => optional(api<Overview>("GET", `/overview${qs({ window: win })}`)), (o) => {
-        const p = o.personas ?? {};
-        const t = o.ticks ?? {};
+      drawOv(() => overview, (o) => {
+        const t = o.ticks;
         return [
           h("div", { class: "stats" },
-            stat("enabled", num(p.enabled as number), "#/personas", "enabled"),
-            stat("paused", num(p.paused as number), "#/personas", "paused"),
-            stat("quarantined", num(p.quarantined as number), "#/personas", "quarantined"),
-            stat("overdue", num(p.overdue as number), "#/personas", "overdue"),
-            stat("tick success", t.successRate === null || t.successRate === undefined ? "—" : `${num(t.successRate * 100, 1)} %`, undefined, "successRate"),
-            stat("unparsable ratings", num(o.unparsableRatings), "#/notes", "unparsable")),
-          t.byStatus ? h("p", null, "Ticks: ", Object.entries(t.byStatus).map(([k, v]) => [badge(`${k} ${v}`, k), " "])) : null,
+            stat("ticks finished", t.finished, undefined, "finished"),
+            stat("tick success", t.successRate === null ? "—" : `${num(t.successRate * 100, 1)} %`, undefined, "successRate"),
+            stat("ratings", o.ratings.rated, "#/notes", "rated"),
+            stat("unparsable ratings", o.ratings.unparsable, "#/notes", "unparsable")),
+          Object.keys(t.byStatus).length ? h("p", { "data-ticks": "byStatus" }, "Ticks: ", Object.entries(t.byStatus).map(([k, v]) => [badge(`${k} ${v}`, k), " "])) : null,
+          o.fleetPaused ? h("p", null, badge("paused"), " The fleet is paused.") : null,
           h("h3", null, "Flagged modules"),
-          (o.flaggedModules ?? []).length === 0 ? empty("No module is flagged.")
-            : h("ul", null, (o.flaggedModules ?? []).map((m) => h("li", null, h("a", { href: `#/modules/${encodeURIComponent(m.module)}` }, m.module), " ", badge("flagged", "quarantined"),
-              m.delta !== undefined ? ` ${num(m.delta, 2)}` : "", m.since ? [" since ", time(m.since, "absolute")] : null))),
+          o.flaggedModules.length === 0 ? empty("No module is flagged.")
+            : h("ul", { "data-list": "flagged" }, o.flaggedModules.map((m) => h("li", { "data-module": m.module }, h("a", { href: `#/modules/${encodeURIComponent(m.module)}` }, m.module), " ", badge("flagged", "quarantined"),
+              ` ${num(m.baselineMean, 2)} → ${num(m.runMean, 2)} (−${num(m.drop, 2)}) for ${m.weeks} week${m.weeks === 1 ? "" : "s"} since `, day(m.since)))),
           h("h3", null, "Tools whose errors rose"),
-          (o.toolsErrorRising ?? []).length === 0 ? empty("No tool's error rate rose.")
-            : h("ul", null, (o.toolsErrorRising ?? []).map((x) => h("li", null, h("code", null, x.tool), ` error rate ${num((x.errorRate ?? 0) * 100, 1)} %`, x.change !== undefined ? ` (${x.change >= 0 ? "+" : ""}${num(x.change * 100, 1)} pts)` : ""))),
+          o.errorRateRises.length === 0 ? empty("No tool's error rate rose.")
+            : h("ul", null, o.errorRateRises.map((x) => h("li", null, h("code", null, x.name), ` error rate ${num(x.errorRate * 100, 1)} %`, x.errorRateChange !== null ? ` (${x.errorRateChange >= 0 ? "+" : ""}${num(x.errorRateChange * 100, 1)} pts)` : ""))),
         ];
       }),
     ]);
@@ -214,7 +203,7 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
         h("td", { "data-label": "Cadence" }, p.tickCadence),
         h("td", { "data-label": "Last tick" }, h("span", null, p.lastTick ? [badge(p.lastTick.status), " ", time(p.lastTick.finishedAt)] : p.lastActiveAt ? ["active ", time(p.lastActiveAt)] : h("span", { class: "muted" }, "never"))),
         h("td", { class: "num", "data-col": "actions7d", "data-label": "Actions 7 d" }, num(p.actions7d)),
-        h("td", { class: "num", "data-label": "Failures" }, p.consecutiveFailures === undefined ? "—" : num(p.consecutiveFailures)),
+        h("td", { class: "num", "data-label": "Failures" }, num(p.consecutiveFailures)),
         h("td", { "data-label": "Lease" }, h("span", null, p.lease ? [h("code", null, p.lease.runnerId), " until ", time(p.lease.expiresAt)] : h("span", { class: "muted" }, "—"))),
         h("td", { "data-label": "Status" }, statusBadges(p).length ? h("span", null, statusBadges(p)) : null)))))));
   };
@@ -287,11 +276,11 @@ function actionsTable(actions: Action[]): Node {
 
 function ticksList(personaId: string, ticks: Tick[]): Node {
   if (ticks.length === 0) return empty("No ticks recorded yet.");
-  return h("ol", { class: "timeline" }, ticks.map((t) => h("li", { class: `tick tick-${t.status}` },
-    h("a", { href: `${personaHref(personaId)}/ticks/${encodeURIComponent(t.tickId)}` }, badge(t.status), " ", time(t.startedAt ?? t.finishedAt ?? null)),
-    " · ", t.durationMs !== undefined && t.durationMs !== null ? `${num(t.durationMs / 1000, 1)} s` : "running",
-    ` · ${num(t.actions ?? 0)} actions · ${num(t.errors ?? 0)} errors`,
-    t.summary ? h("p", { class: "summary" }, t.summary) : null,
+  return h("ol", { class: "timeline" }, ticks.map((t) => h("li", { class: `tick tick-${t.status ?? "unrecorded"}`, "data-tick": t.tickId },
+    h("a", { href: `${personaHref(personaId)}/ticks/${encodeURIComponent(t.tickId)}` }, badge(t.status ?? "unrecorded", t.status ?? undefined), " ", time(t.startedAt ?? t.createdAt)),
+    " · ", t.durationMs !== null ? `${num(t.durationMs / 1000, 1)} s` : t.status === "running" ? "running" : "—",
+    ` · ${num(t.actions)} actions · ${num(t.errors)} errors · ${num(t.ratings)} ratings`,
+    t.staleWrites > 0 ? ` · ${num(t.staleWrites)} stale writes` : "",
     t.errorMessage ? h("p", { class: "small muted" }, `${t.errorKind ?? "error"}: ${t.errorMessage}`) : null)));
 }
 
@@ -307,22 +296,22 @@ export function personaPage(main: HTMLElement, id: string): Page {
   const drawTicks = region(ticks.body, "Tick timeline");
   let current: Persona | null = null;
 
-  const act = async (label: string, method: string, path: string, body?: unknown) => {
-    try { await api(method, path, body); toast(label); } catch (e) {
+  const act = async (label: string | ((res: unknown) => string), method: string, path: string, body?: unknown) => {
+    try { const res = await api<unknown>(method, path, body); toast(typeof label === "string" ? label : label(res)); } catch (e) {
       if (fatal(e)) throw e;
-      toast(e instanceof ApiError && e.kind === "not-available" ? `${label.replace(/d$/, "")}: not available yet on this API` : (e as Error).message, "error");
+      toast((e as Error).message, "error");
     }
     await refresh();
   };
   const drawControls = (p: Persona) => {
     const pid = encodeURIComponent(p.userId);
-    const btn = (id2: string, label: string, fn: () => void, cls = "") => h("button", { type: "button", id: id2, class: cls, onclick: fn }, label);
+    const btn = (id2: string, label: string, fn: () => void, cls = "", disabled = false) => h("button", { type: "button", id: id2, class: cls, onclick: fn, disabled, "aria-disabled": disabled ? "true" : null }, label);
     replace(controls,
       p.enabled === false
         ? btn("btn-enable", "Enable", () => void act("Enabled", "PATCH", `/${pid}`, { enabled: true }))
         : btn("btn-disable", "Disable", () => void act("Disabled", "PATCH", `/${pid}`, { enabled: false })),
-      btn("btn-release", "Release lease", () => void act("Lease released", "POST", `/${pid}/lease/release`, {})),
-      btn("btn-unquarantine", "Lift quarantine", () => void act("Quarantine lifted", "POST", `/${pid}/unquarantine`, {})),
+      btn("btn-release", "Release lease", () => void act((r) => (r as { released?: boolean } | undefined)?.released ? "Lease released" : "The persona held no lease", "POST", `/${pid}/lease/release`, {}), "", !p.lease),
+      btn("btn-unquarantine", p.quarantined ? "Lift quarantine" : "Reset failures", () => void act(p.quarantined ? "Quarantine lifted" : "Failures reset", "POST", `/${pid}/unquarantine`, {}), "", !p.quarantined && p.consecutiveFailures === 0),
       btn("btn-delete", "Delete…", async () => {
         const ok = await confirmDialog({ title: `Delete ${p.name || p.email}?`, body: "This deletes the account in mana-auth and all of its actions, ratings and ticks. It cannot be undone.", confirm: "Delete for good", danger: true, mustType: p.email });
         if (!ok) return;
@@ -353,12 +342,13 @@ export function personaPage(main: HTMLElement, id: string): Page {
       replace(head, h("h1", null, p.name || p.email, " ", statusBadges(p)), h("p", { class: "muted" }, p.email, " · ", h("code", null, p.userId)));
       replace(profile.body, h("dl", { class: "kv" },
         h("dt", null, "Archetype"), h("dd", null, p.archetype),
-        h("dt", null, "Cadence"), h("dd", null, p.tickCadence, p.tickHour !== undefined ? ` from ${String(p.tickHour).padStart(2, "0")}:00 UTC` : ""),
+        h("dt", null, "Cadence"), h("dd", null, p.tickCadence, ` from ${String(p.tickHour).padStart(2, "0")}:00 UTC`),
         h("dt", null, "Last active"), h("dd", null, time(p.lastActiveAt)),
         h("dt", null, "Last tick"), h("dd", null, p.lastTick ? [badge(p.lastTick.status), " ", time(p.lastTick.finishedAt)] : "—"),
-        h("dt", null, "Failures in a row"), h("dd", null, p.consecutiveFailures === undefined ? "—" : num(p.consecutiveFailures)),
-        h("dt", null, "Next attempt"), h("dd", null, time(p.nextAttemptAt ?? null)),
-        h("dt", null, "Lease"), h("dd", null, p.lease ? [h("code", null, p.lease.runnerId), " until ", time(p.lease.expiresAt)] : "none"),
+        h("dt", null, "Enabled"), h("dd", { "data-field": "enabled" }, p.enabled ? "yes" : "no (never due)"),
+        h("dt", null, "Failures in a row"), h("dd", { "data-field": "consecutiveFailures" }, num(p.consecutiveFailures), p.quarantined ? [" ", badge("quarantined")] : null),
+        h("dt", null, "Next attempt"), h("dd", null, p.nextAttemptAt ? time(p.nextAttemptAt) : "not backing off"),
+        h("dt", null, "Lease"), h("dd", { "data-field": "lease" }, p.lease ? [h("code", null, p.lease.runnerId), new Date(p.lease.expiresAt).getTime() > Date.now() ? " until " : " lapsed ", time(p.lease.expiresAt), p.lease.tickId ? [" · tick ", h("code", null, p.lease.tickId)] : null] : "none"),
         h("dt", null, "Tags"), h("dd", null, p.tags?.length ? p.tags.map((t) => [badge(t, "tag"), " "]) : "—"),
         h("dt", null, "Created"), h("dd", null, time(p.createdAt, "absolute"))),
         h("h3", null, "System prompt"), h("blockquote", { class: "prompt", lang: "de" }, p.systemPrompt));
@@ -375,24 +365,34 @@ export function tickPage(main: HTMLElement, id: string, tickId: string): Page {
   const body = h("div", { class: "region", "aria-busy": "true" }, loading());
   replace(main, h("p", null, h("a", { href: personaHref(id) }, "← Persona")), h("h1", null, "Tick ", h("code", null, tickId)), body);
   const draw = region(body, "Tick detail");
+  const opt = (v: string | number | null) => (v === null ? "—" : typeof v === "number" ? num(v) : v);
   return {
     refresh: async () => {
-      await draw(() => api<{ tick: Tick; actions: Action[]; feedback: Feedback[] }>("GET", `/${encodeURIComponent(id)}/ticks/${encodeURIComponent(tickId)}`), (r) => [
-        h("section", { class: "panel" }, h("h2", null, "Summary"), h("p", null, badge(r.tick.status), " started ", time(r.tick.startedAt ?? null), " · finished ", time(r.tick.finishedAt ?? null)),
-          r.tick.summary ? h("blockquote", { class: "prompt" }, r.tick.summary) : empty("No summary."),
-          r.tick.errorMessage ? h("p", { class: "error" }, `${r.tick.errorKind ?? "error"}: ${r.tick.errorMessage}`) : null),
-        h("section", { class: "panel" }, h("h2", null, "Actions"), actionsTable(r.actions ?? [])),
-        h("section", { class: "panel" }, h("h2", null, "Ratings"), notesList(r.feedback ?? [])),
-      ]);
+      await draw(() => api<TickDetail>("GET", `/${encodeURIComponent(id)}/ticks/${encodeURIComponent(tickId)}`), (r) => {
+        const t = r.tick;
+        return [
+          h("section", { class: "panel", "data-region": "tick-summary" }, h("h2", null, "Summary"),
+            h("p", null, badge(t.status ?? "unrecorded", t.status ?? undefined), " started ", time(t.startedAt), " · finished ", time(t.finishedAt),
+              t.durationMs !== null ? ` · ${num(t.durationMs / 1000, 1)} s` : ""),
+            t.recorded ? null : h("p", { class: "muted" }, "Known only from its actions and ratings (a runner without tick records)."),
+            h("dl", { class: "kv" },
+              h("dt", null, "Runner"), h("dd", null, t.runnerId ? h("code", null, t.runnerId) : "—"),
+              h("dt", null, "Model"), h("dd", null, opt(t.model)),
+              h("dt", null, "Platform"), h("dd", null, opt(t.platformVersion)),
+              h("dt", null, "Tokens in / out"), h("dd", null, `${opt(t.tokensIn)} / ${opt(t.tokensOut)}`),
+              h("dt", null, "Rating"), h("dd", null, opt(t.ratingStatus)),
+              h("dt", null, "Stale writes"), h("dd", null, num(t.staleWrites))),
+            t.summary ? h("blockquote", { class: "prompt", lang: "de", "data-field": "summary" }, t.summary) : empty("No summary."),
+            t.errorMessage ? h("p", { class: "error" }, `${t.errorKind ?? "error"}: ${t.errorMessage}`) : null),
+          h("section", { class: "panel", "data-region": "tick-actions" }, h("h2", null, `Actions (${num(r.actions.length)})`), actionsTable(r.actions)),
+          h("section", { class: "panel", "data-region": "tick-ratings" }, h("h2", null, "Ratings"), notesList(r.feedback)),
+        ];
+      });
     },
   };
 }
 
 // ---- Modules, notes -----------------------------------------------------------
-
-interface ModuleRow { module: string; mean?: number | null; count?: number; change?: number | null; personas?: number; lastRatedAt?: string | null; flagged?: boolean }
-interface Bucket { start: string; mean?: number | null; count?: number; partial?: boolean; baseline?: number | null; flagged?: boolean }
-interface Trend { module?: string; buckets?: Bucket[]; baseline?: number | null; verdict?: { flagged?: boolean; since?: string | null; delta?: number | null } }
 
 export function modulesPage(main: HTMLElement): Page {
   let win = "7d";
@@ -401,38 +401,53 @@ export function modulesPage(main: HTMLElement): Page {
   replace(main, h("h1", null, "Modules"), sec.el);
   const draw = region(sec.body, "Module ratings");
   const refresh = async () => {
-    await draw(() => optional(api<{ modules: ModuleRow[] }>("GET", `/modules${qs({ window: win })}`)), (r) => (r.modules ?? []).length === 0 ? empty("No ratings in this window.") :
+    await draw(() => optional(api<{ modules: ModuleSummary[] }>("GET", `/modules${qs({ window: win })}`)), (r) => (r.modules ?? []).length === 0 ? empty("No ratings in this window.") :
       h("div", { class: "table-wrap" }, h("table", null,
-        h("thead", null, h("tr", null, ["Module", "Mean", "Count", "Change", "Personas", "Last rated", ""].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", null, h("tr", null, ["Module", "Mean", "95 % interval", "Count", "Change", "Personas", "Last rated"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", null, r.modules.map((m) => h("tr", null,
           h("th", { scope: "row" }, h("a", { href: `#/modules/${encodeURIComponent(m.module)}` }, m.module)),
-          h("td", { class: "num" }, num(m.mean, 2)), h("td", { class: "num" }, num(m.count)),
-          h("td", { class: "num" }, m.change === null || m.change === undefined ? "—" : `${m.change >= 0 ? "+" : ""}${num(m.change, 2)}`),
-          h("td", { class: "num" }, num(m.personas)), h("td", null, time(m.lastRatedAt ?? null)),
-          h("td", null, m.flagged ? badge("flagged", "quarantined") : null)))))));
+          h("td", { class: "num", "data-col": "mean" }, num(m.mean, 2)),
+          h("td", { class: "num" }, m.ci ? `${num(m.ci.low, 2)}–${num(m.ci.high, 2)}` : "—"),
+          h("td", { class: "num", "data-col": "count" }, num(m.count)),
+          h("td", { class: "num" }, m.change === null ? "—" : [`${m.change.delta >= 0 ? "+" : ""}${num(m.change.delta, 2)}`, m.change.significant ? [" ", badge("significant", m.change.delta < 0 ? "failed" : "ok")] : null]),
+          h("td", { class: "num" }, num(m.personas)), h("td", null, time(m.lastRatedAt))))))));
   };
   sel.addEventListener("change", () => { win = sel.value; void refresh(); });
   return { refresh };
 }
 
+/** Whether a bucket lies in the verdict's flagged run (since … since + buckets, complete buckets only). */
+function inRun(t: Trend, k: { start: string; partial: boolean }): boolean {
+  const v = t.verdict;
+  if (!v.flagged || !v.since || k.partial) return false;
+  const days = t.bucket === "week" ? 7 : 1;
+  const from = Date.parse(v.since);
+  const at = Date.parse(k.start);
+  return at >= from && at < from + v.buckets * days * 86_400_000;
+}
+
 function trendChart(t: Trend): Node {
-  const b = (t.buckets ?? []).filter((x) => x.mean !== null && x.mean !== undefined);
+  const b = t.buckets.filter((x) => x.mean !== null);
   if (b.length === 0) return empty("No ratings for this module yet.");
   const W = 640, H = 220, P = 32;
   const x = (i: number) => P + (b.length === 1 ? (W - 2 * P) / 2 : (i * (W - 2 * P)) / (b.length - 1));
   const y = (v: number) => H - P - ((v - 1) / 4) * (H - 2 * P);
-  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": `Weekly mean rating of ${t.module ?? "module"}` });
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": `${t.bucket === "day" ? "Daily" : "Weekly"} mean rating of ${t.module}${t.verdict.flagged ? ", flagged" : ""}` });
   for (const v of [1, 2, 3, 4, 5]) {
     svg.appendChild(s("line", { x1: P, x2: W - P, y1: y(v), y2: y(v), class: "grid" }));
     svg.appendChild(s("text", { x: 4, y: y(v) + 4, class: "axis" }, String(v)));
   }
-  b.forEach((k, i) => { if (k.flagged) svg.appendChild(s("rect", { x: x(i) - 10, y: P, width: 20, height: H - 2 * P, class: "flag-band" }, s("title", {}, "flagged week"))); });
-  const base = b.map((k, i) => (k.baseline ?? t.baseline) != null ? `${x(i)},${y((k.baseline ?? t.baseline) as number)}` : "").filter(Boolean);
-  if (base.length) svg.appendChild(s("polyline", { points: base.join(" "), class: "baseline" }));
+  b.forEach((k, i) => { if (inRun(t, k)) svg.appendChild(s("rect", { x: x(i) - 10, y: P, width: 20, height: H - 2 * P, class: "flag-band", "data-flag": k.start }, s("title", {}, `${k.start}: in the flagged run`))); });
+  const base = t.verdict.baselineMean;
+  if (t.verdict.flagged && base !== null) {
+    const run = b.map((k, i) => (inRun(t, k) ? i : -1)).filter((i) => i >= 0);
+    const i0 = Math.max(0, (run[0] ?? 0) - t.verdict.buckets);
+    svg.appendChild(s("polyline", { points: `${x(i0)},${y(base)} ${x(b.length - 1)},${y(base)}`, class: "baseline" }, s("title", {}, `baseline ${num(base, 2)}`)));
+  }
   svg.appendChild(s("polyline", { points: b.map((k, i) => `${x(i)},${y(k.mean as number)}`).join(" "), class: "line" }));
   b.forEach((k, i) => svg.appendChild(s("circle", { cx: x(i), cy: y(k.mean as number), r: 4, class: k.partial ? "pt partial" : "pt" },
-    s("title", {}, `${new Date(k.start).toLocaleDateString()}: mean ${num(k.mean, 2)} (${k.count ?? 0} ratings)${k.partial ? ", partial" : ""}${k.flagged ? ", flagged" : ""}`))));
-  return h("figure", null, svg, h("figcaption", { class: "muted small" }, "Solid: weekly mean; dashed: baseline; shaded: weeks the regression flag covers; hollow point: current, partial week."));
+    s("title", {}, `${k.start}: mean ${num(k.mean, 2)} (${k.count} ratings)${k.partial ? ", partial" : ""}${inRun(t, k) ? ", flagged" : ""}`))));
+  return h("figure", null, svg, h("figcaption", { class: "muted small" }, "Solid: mean per bucket; dashed: the verdict's baseline; shaded: the buckets of the flagged run; hollow point: the current, partial bucket."));
 }
 
 export function modulePage(main: HTMLElement, module: string): Page {
@@ -445,9 +460,10 @@ export function modulePage(main: HTMLElement, module: string): Page {
     refresh: async () => {
       await Promise.all([
         dt(() => optional(api<Trend>("GET", `/modules/${encodeURIComponent(module)}/trend${qs({ bucket: "week" })}`)), (t) => [
-          t.verdict?.flagged ? h("p", { class: "flagged", "data-flagged": "true" }, badge("flagged", "quarantined"), ` rated worse than its baseline${t.verdict.delta != null ? ` by ${num(Math.abs(t.verdict.delta), 2)}` : ""}`, t.verdict.since ? [" since ", time(t.verdict.since, "absolute")] : null)
-            : h("p", { "data-flagged": "false" }, "Not flagged."),
-          trendChart({ ...t, module }),
+          t.verdict.flagged ? h("p", { class: "flagged", "data-flagged": "true" }, badge("flagged", "quarantined"),
+            ` rated ${num(t.verdict.runMean, 2)} against a baseline of ${num(t.verdict.baselineMean, 2)}${t.verdict.drop !== null ? ` (−${num(t.verdict.drop, 2)})` : ""} for ${t.verdict.buckets} ${t.bucket === "day" ? "day" : "week"}${t.verdict.buckets === 1 ? "" : "s"}`, t.verdict.since ? [" since ", day(t.verdict.since)] : null)
+            : h("p", { "data-flagged": "false" }, `Not flagged (rule: ${t.verdict.k} buckets of ≥ ${t.verdict.minRatings} ratings, ${num(t.verdict.delta, 2)} below the baseline).`),
+          trendChart(t),
         ]),
         dn(() => optional(api<{ feedback: Feedback[] }>("GET", `/feedback${qs({ module, maxRating: 2, limit: 20 })}`)), (r) => notesList(r.feedback ?? [])),
       ]);
@@ -455,12 +471,12 @@ export function modulePage(main: HTMLElement, module: string): Page {
   };
 }
 
-function notesList(items: Feedback[]): Node {
+function notesList(items: (Feedback | (TickDetail["feedback"][number] & Partial<Feedback>))[]): Node {
   if (items.length === 0) return empty("No notes.");
   return h("ul", { class: "notes" }, items.map((f) => h("li", null,
     h("div", null, badge(`${f.rating} ★`, `r${f.rating}`), " ", h("a", { href: `#/modules/${encodeURIComponent(f.module)}` }, f.module),
       f.personaId ? [" · ", h("a", { href: personaHref(f.personaId) }, f.personaName ?? f.personaId)] : null,
-      f.archetype ? h("span", { class: "muted" }, ` (${f.archetype})`) : null, " · ", time(f.createdAt ?? null)),
+      f.personaArchetype ? h("span", { class: "muted" }, ` (${f.personaArchetype})`) : null, " · ", time(f.createdAt)),
     f.notes ? h("p", { lang: "de" }, f.notes) : h("p", { class: "muted" }, "no note"))));
 }
 
