@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -77,4 +78,45 @@ func HostVar(v, name string) (string, error) {
 		return v, nil
 	}
 	return "", fmt.Errorf("%s=%q: want an IP address (127.0.0.1, ::1, 0.0.0.0), localhost, or empty for every interface", name, v)
+}
+
+// DevDatabaseURL is the services' database outside production when
+// DATABASE_URL is unset: the local server's postgres database.
+const DevDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// LoadSettings reads the settings every service has, the same way for both:
+// LISTEN_HOST, PORT (defaultPort), DATABASE_URL (required in production,
+// DevDatabaseURL otherwise), LOG_LEVEL, PERSONAS_AUTO_MIGRATE (default on
+// outside production), PERSONAS_DB_MAX_CONNS (16), PERSONAS_PPROF_ADDR and
+// the retention windows. It returns every problem, not just the first.
+func LoadSettings(getenv func(string) string, defaultPort int, production bool) (Settings, []error) {
+	var errs []error
+	s := Settings{
+		DatabaseURL: strings.TrimSpace(getenv("DATABASE_URL")),
+		LogLevel:    getenv("LOG_LEVEL"),
+		PprofAddr:   strings.TrimSpace(getenv("PERSONAS_PPROF_ADDR")),
+	}
+	var err error
+	if s.Host, err = HostVar(getenv("LISTEN_HOST"), "LISTEN_HOST"); err != nil {
+		errs = append(errs, err)
+	}
+	if s.Port, err = IntVar(getenv("PORT"), "PORT", defaultPort, 1, 65535); err != nil {
+		errs = append(errs, err)
+	}
+	if s.DBMaxConns, err = IntVar(getenv("PERSONAS_DB_MAX_CONNS"), "PERSONAS_DB_MAX_CONNS", 16, 1, 500); err != nil {
+		errs = append(errs, err)
+	}
+	if s.AutoMigrate, err = BoolVar(getenv("PERSONAS_AUTO_MIGRATE"), "PERSONAS_AUTO_MIGRATE", !production); err != nil {
+		errs = append(errs, err)
+	}
+	if s.Retention, err = RetentionVars(getenv("PERSONAS_RETENTION_DAYS"), getenv("PERSONAS_ROLLUP_RETENTION_DAYS")); err != nil {
+		errs = append(errs, err)
+	}
+	switch {
+	case production && s.DatabaseURL == "":
+		errs = append(errs, errors.New("DATABASE_URL is required in production"))
+	case s.DatabaseURL == "":
+		s.DatabaseURL = DevDatabaseURL
+	}
+	return s, errs
 }

@@ -17,7 +17,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -218,4 +221,14 @@ func servePprof(ctx context.Context, addr string, logger *slog.Logger) {
 	if err := Serve(ctx, ln, mux, ServeOptions{WriteTimeout: time.Hour}, logger); err != nil {
 		logger.Warn("pprof server", "error", err.Error())
 	}
+}
+
+// Main runs p as the process: SIGINT and SIGTERM end it gracefully, and the
+// process exits with Run's code. A service's main is one call to it; its
+// tests call Run with their own arguments and environment.
+func Main[C any](p Program[C]) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, p, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }

@@ -15,9 +15,8 @@ import (
 // Development defaults. Production refuses devServiceKey and requires
 // MANA_AUTH_URL and DATABASE_URL to be set explicitly.
 const (
-	devServiceKey  = "dev-service-key"
-	devDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	devAuthURL     = "http://localhost:3001"
+	devServiceKey = "dev-service-key"
+	devAuthURL    = "http://localhost:3001"
 )
 
 // minProductionKeyLen: production service keys must be at least this long.
@@ -53,39 +52,19 @@ type Config struct {
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
-	var errs []error
 	c := Config{
-		DatabaseURL:         strings.TrimSpace(getenv("DATABASE_URL")),
 		AuthURL:             strings.TrimSpace(getenv("MANA_AUTH_URL")),
 		ServiceKey:          getenv("MANA_SERVICE_KEY"),
 		Issuer:              strings.TrimSpace(getenv("MANA_AUTH_ISSUER")),
 		Audience:            strings.TrimSpace(getenv("MANA_AUTH_AUDIENCE")),
 		Production:          edge.IsProduction(getenv("NODE_ENV")),
-		PprofAddr:           strings.TrimSpace(getenv("PERSONAS_PPROF_ADDR")),
-		LogLevel:            getenv("LOG_LEVEL"),
 		AuthCallTimeout:     defaultAuthCallTimeout,
 		JWKSRefetchInterval: manaauth.DefaultRefetchInterval,
 	}
-	var err error
-	if c.ListenHost, err = edge.HostVar(getenv("LISTEN_HOST"), "LISTEN_HOST"); err != nil {
-		errs = append(errs, err)
-	}
-	if c.Port, err = edge.IntVar(getenv("PORT"), "PORT", 3062, 1, 65535); err != nil {
-		errs = append(errs, err)
-	}
-	if c.DBMaxConns, err = edge.IntVar(getenv("PERSONAS_DB_MAX_CONNS"), "PERSONAS_DB_MAX_CONNS", 16, 1, 500); err != nil {
-		errs = append(errs, err)
-	}
-	if c.AutoMigrate, err = edge.BoolVar(getenv("PERSONAS_AUTO_MIGRATE"), "PERSONAS_AUTO_MIGRATE", !c.Production); err != nil {
-		errs = append(errs, err)
-	}
-	if c.Retention, err = edge.RetentionVars(getenv("PERSONAS_RETENTION_DAYS"), getenv("PERSONAS_ROLLUP_RETENTION_DAYS")); err != nil {
-		errs = append(errs, err)
-	}
+	set, errs := edge.LoadSettings(getenv, 3062, c.Production)
+	c.ListenHost, c.Port, c.DatabaseURL, c.LogLevel = set.Host, set.Port, set.DatabaseURL, set.LogLevel
+	c.AutoMigrate, c.DBMaxConns, c.PprofAddr, c.Retention = set.AutoMigrate, set.DBMaxConns, set.PprofAddr, set.Retention
 	if c.Production {
-		if c.DatabaseURL == "" {
-			errs = append(errs, errors.New("DATABASE_URL is required in production"))
-		}
 		if c.AuthURL == "" {
 			errs = append(errs, errors.New("MANA_AUTH_URL is required in production"))
 		}
@@ -93,9 +72,6 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("MANA_SERVICE_KEY must be set to a real secret of at least %d characters in production (not the development default)", minProductionKeyLen))
 		}
 	} else {
-		if c.DatabaseURL == "" {
-			c.DatabaseURL = devDatabaseURL
-		}
 		if c.AuthURL == "" {
 			c.AuthURL = devAuthURL
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/mana/personas/pkg/edge"
 	"net"
 	"net/http"
 	"strings"
@@ -31,7 +32,7 @@ func TestConfig(t *testing.T) {
 		c, err := loadConfig(env(nil))
 		require.NoError(t, err)
 		require.Equal(t, 3062, c.Port)
-		require.Equal(t, devDatabaseURL, c.DatabaseURL)
+		require.Equal(t, edge.DevDatabaseURL, c.DatabaseURL)
 		require.Equal(t, "http://localhost:3001", c.AuthURL)
 		require.Equal(t, "http://localhost:3001", c.Issuer, "the issuer is mana-auth's base URL")
 		require.Equal(t, "mana", c.Audience)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/mana/personas/pkg/edge"
@@ -13,9 +12,6 @@ import (
 
 // devServiceKey is the development default. Production refuses it.
 const devServiceKey = "dev-service-key"
-
-// devDatabaseURL is the development default: the local server make dev uses.
-const devDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 // minProductionKeyLen: production keys must be at least this long.
 const minProductionKeyLen = 24
@@ -57,28 +53,15 @@ const (
 )
 
 func loadConfig(getenv func(string) string) (Config, error) {
-	var errs []error
 	c := Config{
-		DatabaseURL:        strings.TrimSpace(getenv("DATABASE_URL")),
 		ServiceKey:         getenv("MANA_SERVICE_KEY"),
 		ServiceKeyPrevious: getenv("MANA_SERVICE_KEY_PREVIOUS"),
 		Production:         edge.IsProduction(getenv("NODE_ENV")),
-		PprofAddr:          strings.TrimSpace(getenv("PERSONAS_PPROF_ADDR")),
-		LogLevel:           getenv("LOG_LEVEL"),
 	}
+	set, errs := edge.LoadSettings(getenv, 3061, c.Production)
+	c.ListenHost, c.Port, c.DatabaseURL, c.LogLevel = set.Host, set.Port, set.DatabaseURL, set.LogLevel
+	c.AutoMigrate, c.DBMaxConns, c.PprofAddr, c.Retention = set.AutoMigrate, set.DBMaxConns, set.PprofAddr, set.Retention
 	var err error
-	if c.ListenHost, err = edge.HostVar(getenv("LISTEN_HOST"), "LISTEN_HOST"); err != nil {
-		errs = append(errs, err)
-	}
-	if c.Port, err = edge.IntVar(getenv("PORT"), "PORT", 3061, 1, 65535); err != nil {
-		errs = append(errs, err)
-	}
-	if c.DBMaxConns, err = edge.IntVar(getenv("PERSONAS_DB_MAX_CONNS"), "PERSONAS_DB_MAX_CONNS", 16, 1, 500); err != nil {
-		errs = append(errs, err)
-	}
-	if c.AutoMigrate, err = edge.BoolVar(getenv("PERSONAS_AUTO_MIGRATE"), "PERSONAS_AUTO_MIGRATE", !c.Production); err != nil {
-		errs = append(errs, err)
-	}
 	if c.BackoffMin, err = edge.DurationVar(getenv("PERSONAS_BACKOFF_MIN"), "PERSONAS_BACKOFF_MIN", personas.DefaultBackoffMin, time.Second, maxBackoff); err != nil {
 		errs = append(errs, err)
 	}
@@ -94,13 +77,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.OverdueGrace, err = edge.DurationVar(getenv("PERSONAS_OVERDUE_GRACE"), "PERSONAS_OVERDUE_GRACE", defaultOverdueGrace, time.Minute, maxBackoff); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Retention, err = edge.RetentionVars(getenv("PERSONAS_RETENTION_DAYS"), getenv("PERSONAS_ROLLUP_RETENTION_DAYS")); err != nil {
-		errs = append(errs, err)
-	}
 	if c.Production {
-		if c.DatabaseURL == "" {
-			errs = append(errs, errors.New("DATABASE_URL is required in production"))
-		}
 		for name, key := range map[string]string{"MANA_SERVICE_KEY": c.ServiceKey, "MANA_SERVICE_KEY_PREVIOUS": c.ServiceKeyPrevious} {
 			if name == "MANA_SERVICE_KEY_PREVIOUS" && key == "" {
 				continue
@@ -110,9 +87,6 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			}
 		}
 	} else {
-		if c.DatabaseURL == "" {
-			c.DatabaseURL = devDatabaseURL
-		}
 		if c.ServiceKey == "" {
 			c.ServiceKey = devServiceKey
 		}

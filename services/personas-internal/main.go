@@ -14,9 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/mana/personas/pkg/edge"
 	"github.com/mana/personas/pkg/personas"
@@ -24,16 +21,17 @@ import (
 
 const serviceName = "personas-internal"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+func main() { edge.Main(program()) }
+
+// run is main without the process: tests call it. It returns the exit code:
+// 0 ok, 1 failure, 2 usage.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return edge.Run(ctx, program(), args, getenv, stdout, stderr)
 }
 
-// run is main without the process: tests call it too. It returns the exit
-// code: 0 ok, 1 failure, 2 usage.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	return edge.Run(ctx, edge.Program[Config]{
+// program is this service for edge: its configuration and its handler.
+func program() edge.Program[Config] {
+	return edge.Program[Config]{
 		Name:   serviceName,
 		Serves: "the internal API",
 		Load: func(getenv func(string) string) (Config, edge.Settings, error) {
@@ -43,5 +41,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Handler: func(_ context.Context, cfg Config, store *personas.Store, logger *slog.Logger) (http.Handler, func(), error) {
 			return newServer(cfg, store, logger).Echo, nil, nil
 		},
-	}, args, getenv, stdout, stderr)
+	}
 }
