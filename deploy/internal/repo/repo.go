@@ -98,7 +98,32 @@ func EnvRead(root, program string) ([]string, error) {
 		return nil, err
 	}
 	seen := map[string]bool{}
-	ast.Inspect(file, func(n ast.Node) bool {
+	collectEnvNames(file, seen)
+	// The settings every service shares are read by edge.LoadSettings: a
+	// program calling it reads those names too.
+	if callsSelector(file, "edge", "LoadSettings") {
+		shared, err := parser.ParseFile(token.NewFileSet(), filepath.Join(root, "pkg", "edge", "config.go"), nil, parser.SkipObjectResolution)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range shared.Decls {
+			if fn, ok := d.(*ast.FuncDecl); ok && fn.Name.Name == "LoadSettings" {
+				collectEnvNames(fn, seen)
+			}
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for name := range seen {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// collectEnvNames adds every call's first argument that is a string literal
+// shaped like an environment variable's name.
+func collectEnvNames(node ast.Node, seen map[string]bool) {
+	ast.Inspect(node, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)
 		if !ok || len(call.Args) == 0 {
 			return true
@@ -112,10 +137,18 @@ func EnvRead(root, program string) ([]string, error) {
 		}
 		return true
 	})
-	names := make([]string, 0, len(seen))
-	for name := range seen {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names, nil
+}
+
+// callsSelector reports whether file calls pkg.name.
+func callsSelector(file *ast.File, pkg, name string) bool {
+	found := false
+	ast.Inspect(file, func(n ast.Node) bool {
+		if sel, ok := n.(*ast.SelectorExpr); ok && sel.Sel.Name == name {
+			if id, ok := sel.X.(*ast.Ident); ok && id.Name == pkg {
+				found = true
+			}
+		}
+		return !found
+	})
+	return found
 }
