@@ -184,15 +184,17 @@ func (p *Problems) Len() int { return len(p.list) + p.more }
 // List returns the listed problems.
 func (p *Problems) List() []FieldError { return p.list }
 
-// Merge adds other's problems (fields already reported are skipped).
-func (p *Problems) Merge(other *Problems) {
-	if other == nil {
+// AddFrom adds the problems of an Invalid error (fields already reported
+// are skipped), so a validation run after decoding reports only what the
+// decoder did not. Other errors are ignored.
+func (p *Problems) AddFrom(err error) {
+	e := As(err)
+	if e == nil || e.Code != Invalid {
 		return
 	}
-	for _, fe := range other.list {
+	for _, fe := range e.Details {
 		p.Add(fe.Field, "%s", fe.Message)
 	}
-	p.more += other.more
 }
 
 // Err returns the problems as an Invalid *Error, or nil when there are none.

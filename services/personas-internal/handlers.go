@@ -250,11 +250,7 @@ const headerLeaseToken = "X-Lease-Token" //nolint:gosec // a header name, not a 
 // invalid answers a request whose decoding found problems: those, plus
 // every problem validation finds in the fields that did decode.
 func invalid(p *errs.Problems, validation error) error {
-	if e := errs.As(validation); e != nil {
-		for _, fe := range e.Details {
-			p.Add(fe.Field, "%s", fe.Message)
-		}
-	}
+	p.AddFrom(validation)
 	return p.Err()
 }
 
