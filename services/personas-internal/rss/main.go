@@ -97,8 +97,8 @@ func run(out, bin, memlimit string) error {
 	fmt.Fprintf(&b, "\nHostile bodies stay flat: decoding is a stream that stops at the first element past the batch limit.\n"+
 		"Bodies over 1 MiB take turns (edge.Options.LargeBody), so concurrent largest batches cost about one batch plus\n"+
 		"uncollected garbage, instead of ~265 MB for four at once before. What one batch still holds is the store's insert\n"+
-		"path (pkg/personas InsertActions: the rows, their JSON, a string copy of it and the driver's buffer, ~9 MB each for\n"+
-		"this batch); with `-gomemlimit 40MiB` one batch peaks at ~60 MB but four in a row then exceed the 15 s deadline (503\n"+
+		"path (pkg/personas InsertActions: the rows, their JSON and the driver's buffer, ~9 MB each for this batch; garbage\n"+
+		"is handed back after each large body); with `-gomemlimit 40MiB` one batch peaks at ~60 MB but four in a row then exceed the 15 s deadline (503\n"+
 		"overloaded). Meeting 64 MB for four batches needs that insert path to stream (or at least drop the copies).\n")
 	if out == "" {
 		fmt.Print(b.String())
