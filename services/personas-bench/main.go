@@ -39,8 +39,8 @@ import (
 	"github.com/mana/personas/pkg/personas"
 )
 
+// benchKey is the service key the bench's service runs with.
 const (
-	benchDB  = "personas_bench"
 	benchKey = "bench-service-key-0123456789abcdef"
 )
 
@@ -57,6 +57,7 @@ type options struct {
 	claimLimit int
 	only       string
 	rounds     int
+	db         string // the bench's own database, dropped and rebuilt
 	// loadStart and loadEnd are /proc/loadavg's 1- and 5-minute figures
 	// around the load phase: how busy the shared machine was.
 	loadStart, loadEnd string
@@ -80,6 +81,7 @@ func main() {
 	flag.IntVar(&o.dueLimit, "due-limit", 1000, "limit of the large GET /due scenario")
 	flag.IntVar(&o.claimLimit, "claim-limit", 5, "limit passed to claims")
 	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains this")
+	flag.StringVar(&o.db, "db", "personas_bench", "database to build and load (dropped first; letters, digits and _ only)")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per scenario, alternating which side goes first")
 	flag.Parse()
 	for _, c := range strings.Split(conc, ",") {
@@ -89,9 +91,26 @@ func main() {
 		}
 		o.conc = append(o.conc, n)
 	}
+	if !validDBName(o.db) {
+		fatalf("bad -db %q: letters, digits and _ only, starting with a letter", o.db)
+	}
 	if err := run(context.Background(), o); err != nil {
 		fatalf("%v", err)
 	}
+}
+
+// validDBName reports whether name can be spliced into DROP/CREATE
+// DATABASE as it is.
+func validDBName(name string) bool {
+	if name == "" || len(name) > 63 || !(name[0] >= 'a' && name[0] <= 'z') {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func fatalf(format string, args ...any) {
@@ -108,7 +127,7 @@ func run(ctx context.Context, o options) error {
 	if server == "" {
 		return errors.New("DATABASE_URL is not set (make bench sets it through deploy/scripts/db.sh)")
 	}
-	dsn, err := withDatabase(server, benchDB)
+	dsn, err := withDatabase(server, o.db)
 	if err != nil {
 		return err
 	}
@@ -231,11 +250,11 @@ func seed(ctx context.Context, server, dsn string, o options) error {
 		return err
 	}
 	defer admin.Close(ctx)
-	logf("creating %s", benchDB)
-	if _, err := admin.Exec(ctx, `DROP DATABASE IF EXISTS `+benchDB+` WITH (FORCE)`); err != nil {
+	logf("creating %s", o.db)
+	if _, err := admin.Exec(ctx, `DROP DATABASE IF EXISTS `+o.db+` WITH (FORCE)`); err != nil {
 		return err
 	}
-	if _, err := admin.Exec(ctx, `CREATE DATABASE `+benchDB); err != nil {
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+o.db); err != nil {
 		return err
 	}
 	db, err := personas.OpenDB(dsn, personas.PoolConfig{MaxConns: 2})
