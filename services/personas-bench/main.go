@@ -102,15 +102,10 @@ func main() {
 // validDBName reports whether name can be spliced into DROP/CREATE
 // DATABASE as it is.
 func validDBName(name string) bool {
-	if name == "" || len(name) > 63 || !(name[0] >= 'a' && name[0] <= 'z') {
+	if name == "" || len(name) > 63 || name[0] < 'a' || name[0] > 'z' {
 		return false
 	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
-			return false
-		}
-	}
-	return true
+	return strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == ""
 }
 
 func fatalf(format string, args ...any) {
