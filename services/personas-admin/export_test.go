@@ -23,6 +23,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mana/personas/pkg/adminclient"
 	"github.com/mana/personas/pkg/dbtest"
 	"github.com/mana/personas/pkg/manaauth"
 	"github.com/mana/personas/pkg/personas"
@@ -330,4 +331,36 @@ SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 	n, err := io.Copy(io.Discard, r)
 	require.ErrorIs(t, err, io.ErrUnexpectedEOF, "after %d more bytes", n)
 	require.Less(t, n, int64(100_000*200), "the stream ended early")
+}
+
+// The typed client personasctl export uses, against this server.
+func TestAdminClientExport(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	seedInsight(t, b)
+	ctx := context.Background()
+	c, err := adminclient.New(b.url, b.admin, adminclient.WithHTTPClient(b.http), adminclient.WithRetries(0))
+	require.NoError(t, err)
+	read := func(kind string, f adminclient.ExportFilter) string {
+		t.Helper()
+		body, err := c.Export(ctx, kind, f)
+		require.NoError(t, err)
+		defer body.Close()
+		raw, err := io.ReadAll(body)
+		require.NoError(t, err)
+		return string(raw)
+	}
+	got := read("feedback", adminclient.ExportFilter{Persona: "c", From: "2026-10-01", To: "2026-11-23T00:00:00Z"})
+	_, want := b.call(t, http.MethodGet, apiPath+"/export/feedback?persona=c&from=2026-10-01&to=2026-11-23T00:00:00Z", "")
+	require.Equal(t, want, got)
+	require.Equal(t, 6, strings.Count(got, "\n"))
+	csvText := read("feedback", adminclient.ExportFilter{Module: "__parse", Format: "csv"})
+	require.True(t, strings.HasPrefix(csvText, "personaId,id,tickId,module,rating,notes,createdAt\n"), csvText)
+
+	_, err = c.Export(ctx, "ticks", adminclient.ExportFilter{Module: "todo", From: "yesterday"})
+	var apiErr *adminclient.APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusBadRequest, apiErr.Status)
+	require.Contains(t, strings.Join(apiErr.DetailMessages(), "; "), "module: ticks have no module")
+	require.Contains(t, strings.Join(apiErr.DetailMessages(), "; "), "from: must be an RFC 3339 time")
 }
