@@ -32,6 +32,9 @@ type UpsertRequest struct {
 	// MaxHistoryDays (1–3650): the persona's own raw retention. Nil leaves
 	// it out, which keeps the persona's current value (on create: none).
 	MaxHistoryDays *int `json:"maxHistoryDays,omitempty"`
+	// Tags: the persona's labels, replacing its current ones. Nil leaves
+	// them out (an update keeps them); an empty list clears them.
+	Tags *[]string `json:"tags,omitempty"`
 }
 
 // String hides the password, so printing a request by accident leaks nothing.
@@ -76,6 +79,7 @@ type Persona struct {
 	Enabled             *bool      `json:"enabled,omitempty"`
 	TickHour            *int       `json:"tickHour,omitempty"`
 	MaxHistoryDays      *int       `json:"maxHistoryDays"`
+	Tags                []string   `json:"tags,omitempty"`
 	Quarantined         bool       `json:"quarantined"`
 	ConsecutiveFailures int        `json:"consecutiveFailures"`
 	NextAttemptAt       *time.Time `json:"nextAttemptAt,omitempty"`

@@ -135,10 +135,7 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 	case "tickStatus":
 		b.Args = []any{in.PersonaID, in.TickID}
 	case "finishTick":
-		finished := now
-		if in.Finish.FinishedAt != nil {
-			finished = in.Finish.FinishedAt.UTC().Truncate(time.Microsecond)
-		}
+		finished := in.Finish.finishedAt(now)
 		var runner *string
 		if in.Holds && in.RunnerID != "" {
 			runner = &in.RunnerID
@@ -148,7 +145,7 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 			f.RatingStatus, f.TokensIn, f.TokensOut, finished, staleCount(in.LeaseToken, in.Holds), now}
 	case "finishPersona":
 		b.SQL = finishPersonaPG[boolIndex(in.Holds)][boolIndex(in.Finish.Status.Success())]
-		b.Args = []any{in.PersonaID, string(in.Finish.Status), now}
+		b.Args = []any{in.PersonaID, string(in.Finish.Status), now, in.Finish.finishedAt(now)}
 		if !in.Finish.Status.Success() {
 			b.Args = append(b.Args, s.failureArgs(now)[1:]...)
 		}

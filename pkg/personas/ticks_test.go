@@ -657,3 +657,66 @@ func TestLegacyRunnerFlow(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ticks, "no tick records for a legacy runner")
 }
+
+func TestTickUnparsableRatings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	createPersona(t, b.store, "p1", personas.CadenceDaily)
+	c := claimOne(t, b.store, "r1", time.Hour)
+	_, err := b.store.StartTick(ctx, "p1", personas.TickStart{TickID: "t1", RunnerID: "r1", LeaseToken: c.LeaseToken})
+	require.NoError(t, err)
+	_, err = b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{
+		{TickID: "t1", Module: "todo", Rating: 4}, {TickID: "t1", Module: "__parse", Rating: 3}, {TickID: "t1", Module: "__other", Rating: 3},
+		{TickID: "t2", Module: "__parse", Rating: 3},
+	}, personas.WriteOptions{LeaseToken: c.LeaseToken})
+	require.NoError(t, err)
+
+	fin, err := b.store.FinishTick(ctx, "p1", "t1", finish(personas.TickOK), c.LeaseToken)
+	require.NoError(t, err)
+	require.Equal(t, 3, fin.Tick.Ratings)
+	require.Equal(t, 2, fin.Tick.UnparsableRatings, "on the finish's answer")
+	page, _, err := b.store.ListTicks(ctx, "p1", personas.TickFilter{})
+	require.NoError(t, err)
+	require.Len(t, page, 1)
+	require.Equal(t, 2, page[0].UnparsableRatings, "in the list")
+	legacy, err := b.store.GetTick(ctx, "p1", "t2")
+	require.NoError(t, err)
+	require.False(t, legacy.Recorded)
+	require.Equal(t, 1, legacy.UnparsableRatings, "on a tick without a record")
+}
+
+// The persona's lastTick is its last tick as recorded: finishedAt is the
+// tick's own (the runner's finishedAt when it sent one), as for a crash,
+// while the schedule (last done, last active) follows the store's clock.
+func TestLastTickFinishedAtIsTheTicks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	createPersona(t, b.store, "p1", personas.CadenceDaily)
+	c := claimOne(t, b.store, "r1", time.Hour)
+	_, err := b.store.StartTick(ctx, "p1", personas.TickStart{TickID: "t1", RunnerID: "r1", LeaseToken: c.LeaseToken})
+	require.NoError(t, err)
+	b.clock.Advance(10 * time.Minute)
+	ranUntil := b.clock.Now().Add(-4 * time.Minute).Truncate(time.Millisecond) // reported late
+	in := finish(personas.TickOK)
+	in.FinishedAt = &ranUntil
+	fin, err := b.store.FinishTick(ctx, "p1", "t1", in, c.LeaseToken)
+	require.NoError(t, err)
+	require.Equal(t, ranUntil, fin.Tick.FinishedAt.UTC())
+	p, err := b.store.GetPersona(ctx, "p1")
+	require.NoError(t, err)
+	require.NotNil(t, p.LastTick)
+	require.Equal(t, ranUntil, p.LastTick.FinishedAt.UTC(), "lastTick.finishedAt is the tick's finishedAt")
+	require.Equal(t, b.clock.Now(), p.LastDoneAt.UTC(), "the schedule follows the store's clock")
+
+	// Without finishedAt both are the store's clock.
+	b.clock.Advance(24 * time.Hour)
+	c = claimOne(t, b.store, "r1", time.Hour)
+	fin, err = b.store.FinishTick(ctx, "p1", "t2", finish(personas.TickFailed), c.LeaseToken)
+	require.NoError(t, err)
+	p, err = b.store.GetPersona(ctx, "p1")
+	require.NoError(t, err)
+	require.Equal(t, b.clock.Now(), fin.Tick.FinishedAt.UTC())
+	require.Equal(t, b.clock.Now(), p.LastTick.FinishedAt.UTC())
+}

@@ -193,25 +193,26 @@ func (h *handlers) unquarantine(c echo.Context) error {
 // tickJSON is a tick as the list shows it: everything but the summary,
 // which can be long and is in the tick's own answer.
 type tickJSON struct {
-	TickID          string  `json:"tickId"`
-	Recorded        bool    `json:"recorded"`
-	Status          *string `json:"status"`
-	RunnerID        *string `json:"runnerId"`
-	Model           *string `json:"model"`
-	PlatformVersion *string `json:"platformVersion"`
-	StartedAt       *string `json:"startedAt"`
-	FinishedAt      *string `json:"finishedAt"`
-	ErrorKind       *string `json:"errorKind"`
-	ErrorMessage    *string `json:"errorMessage"`
-	RatingStatus    *string `json:"ratingStatus"`
-	TokensIn        *int64  `json:"tokensIn"`
-	TokensOut       *int64  `json:"tokensOut"`
-	StaleWrites     int     `json:"staleWrites"`
-	Actions         int     `json:"actions"`
-	Errors          int     `json:"errors"`
-	Ratings         int     `json:"ratings"`
-	DurationMs      *int64  `json:"durationMs"`
-	CreatedAt       string  `json:"createdAt"`
+	TickID            string  `json:"tickId"`
+	Recorded          bool    `json:"recorded"`
+	Status            *string `json:"status"`
+	RunnerID          *string `json:"runnerId"`
+	Model             *string `json:"model"`
+	PlatformVersion   *string `json:"platformVersion"`
+	StartedAt         *string `json:"startedAt"`
+	FinishedAt        *string `json:"finishedAt"`
+	ErrorKind         *string `json:"errorKind"`
+	ErrorMessage      *string `json:"errorMessage"`
+	RatingStatus      *string `json:"ratingStatus"`
+	TokensIn          *int64  `json:"tokensIn"`
+	TokensOut         *int64  `json:"tokensOut"`
+	StaleWrites       int     `json:"staleWrites"`
+	Actions           int     `json:"actions"`
+	Errors            int     `json:"errors"`
+	Ratings           int     `json:"ratings"`
+	UnparsableRatings int     `json:"unparsableRatings"`
+	DurationMs        *int64  `json:"durationMs"`
+	CreatedAt         string  `json:"createdAt"`
 }
 
 func newTickJSON(t *personas.Tick) tickJSON {
@@ -219,7 +220,7 @@ func newTickJSON(t *personas.Tick) tickJSON {
 		TickID: t.TickID, Recorded: t.Recorded, RunnerID: t.RunnerID, Model: t.Model, PlatformVersion: t.PlatformVersion,
 		StartedAt: edge.ISOTimePtr(t.StartedAt), FinishedAt: edge.ISOTimePtr(t.FinishedAt),
 		ErrorMessage: t.ErrorMessage, TokensIn: t.TokensIn, TokensOut: t.TokensOut, StaleWrites: t.StaleWrites,
-		Actions: t.Actions, Errors: t.Errors, Ratings: t.Ratings, DurationMs: t.DurationMs, CreatedAt: edge.ISOTime(t.CreatedAt),
+		Actions: t.Actions, Errors: t.Errors, Ratings: t.Ratings, UnparsableRatings: t.UnparsableRatings, DurationMs: t.DurationMs, CreatedAt: edge.ISOTime(t.CreatedAt),
 	}
 	if t.Status != "" {
 		s := string(t.Status)
