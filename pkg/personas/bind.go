@@ -37,6 +37,8 @@ type BindInput struct {
 	// Now is the store's clock at the call; zero means Store.Now.
 	Now        time.Time
 	PersonaID  string
+	// PersonaIDs: dueProfiles' ids (the due or claim rows not cached).
+	PersonaIDs []string
 	TickID     string
 	LeaseToken string
 	// Holds says that LeaseToken is the persona's current lease (the store
@@ -59,7 +61,7 @@ type BindInput struct {
 // BindNames lists the statements Bind knows, in the order the runner's
 // tick cycle meets them.
 var BindNames = []string{
-	"sweep", "due", "claim",
+	"sweep", "due", "claim", "dueProfiles",
 	"lockLease", "startTick", "bindTick", "getTick",
 	"insertActions", "insertFeedback",
 	"tickStatus", "finishTick", "finishPersona",
@@ -70,7 +72,9 @@ var BindNames = []string{
 // serves it; the failure policy (backoff, quarantine) is the store's.
 //
 //   - sweep: Now. due: Now, Limit (0: DefaultDueLimit). claim: Now, Limit,
-//     RunnerID, Lease, Tokens.
+//     RunnerID, Lease, Tokens. dueProfiles: PersonaIDs (due and claim read
+//     the static fields of personas missing from the profile cache with it;
+//     a warm cache sends none).
 //   - insertActions: PersonaID, Now, Actions, LeaseToken.
 //     insertFeedback: PersonaID, Now, Feedback, LeaseToken.
 //   - The tick start, in one transaction: lockLease (PersonaID), startTick
@@ -107,6 +111,12 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 		}
 		lease := in.Lease.Truncate(time.Second)
 		b.Args = append(dueArgs(now), in.Limit, in.RunnerID, now.Add(lease), tokens, int(lease.Seconds()))
+	case "dueProfiles":
+		ids := in.PersonaIDs
+		if ids == nil {
+			ids = []string{}
+		}
+		b.Args = []any{ids}
 	case "insertActions":
 		raw, err := actionsPayload(in.Actions)
 		if err != nil {

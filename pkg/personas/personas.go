@@ -248,7 +248,8 @@ func checkText(p *Problems, field, v string, minLen, maxLen int) {
 }
 
 // UpsertPersona creates the persona or updates it in place (keyed by
-// user id) and reports whether it was created. Activity, leases, the
+// user id) and reports whether it was created. An update that changes
+// anything moves updated_at strictly forward. Activity, leases, the
 // failure state, enabled and created_at survive an update. An email already used by another persona
 // is ErrConflict.
 func (s *Store) UpsertPersona(ctx context.Context, in PersonaInput) (created bool, err error) {
@@ -273,7 +274,10 @@ ON CONFLICT (user_id) DO UPDATE
    SET email = EXCLUDED.email, name = EXCLUDED.name, archetype = EXCLUDED.archetype,
        system_prompt = EXCLUDED.system_prompt, module_mix = EXCLUDED.module_mix,
        tick_cadence = EXCLUDED.tick_cadence, tick_hour = EXCLUDED.tick_hour, tags = EXCLUDED.tags,
-       max_history_days = EXCLUDED.max_history_days, updated_at = EXCLUDED.updated_at
+       max_history_days = EXCLUDED.max_history_days,
+       -- Strictly forward, even when the clock stands still: /due's profile
+       -- cache (profiles.go) takes an unchanged updated_at to mean unchanged fields.
+       updated_at = GREATEST(EXCLUDED.updated_at, p.updated_at + interval '1 microsecond')
  WHERE (p.email, p.name, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence, p.tick_hour, p.tags, p.max_history_days)
        IS DISTINCT FROM
        (EXCLUDED.email, EXCLUDED.name, EXCLUDED.archetype, EXCLUDED.system_prompt, EXCLUDED.module_mix,
