@@ -56,6 +56,10 @@ type BindInput struct {
 	Feedback []FeedbackInput
 	Start    TickStart
 	Finish   TickFinish
+	// List is listPersonas' filter: Limit (0: every persona), Cursor (a
+	// nextCursor of an earlier page), Archetype, Cadence, Q, Tags, Status,
+	// Lean. BindInput.Limit stands in for a zero List.Limit.
+	List ListFilter
 }
 
 // BindNames lists the statements Bind knows, in the order the runner's
@@ -65,6 +69,7 @@ var BindNames = []string{
 	"lockLease", "startTick", "bindTick", "getTick",
 	"insertActions", "insertFeedback",
 	"tickStatus", "finishTick", "finishPersona",
+	"listPersonas",
 }
 
 // Bind returns the named statement with the arguments this store sends for
@@ -84,6 +89,9 @@ var BindNames = []string{
 //     TickID), finishTick (PersonaID, TickID, Finish, RunnerID, Now, Holds),
 //     finishPersona (PersonaID, Finish.Status, Holds, Now; not when a token
 //     was given that does not hold), getTick.
+//   - The admin list: listPersonas (Now, List; see StreamPersonas). Its SQL
+//     depends on which filters are set (each set filter is a condition);
+//     an invalid filter or cursor is an error here.
 //
 // Inputs are not validated here: the store's methods validate first.
 func (s *Store) Bind(name string, in BindInput) (Bound, error) {
@@ -162,6 +170,16 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 		if !in.Finish.Status.Success() {
 			b.Args = append(b.Args, s.failureArgs(now)[1:]...)
 		}
+	case "listPersonas":
+		f := in.List
+		if f.Limit == 0 {
+			f.Limit = in.Limit
+		}
+		cur, err := checkList(f)
+		if err != nil {
+			return b, err
+		}
+		return bindList(f, cur, now), nil
 	default:
 		return b, fmt.Errorf("personas: no statement %q", name)
 	}
