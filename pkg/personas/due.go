@@ -238,11 +238,35 @@ func (s *Store) Due(ctx context.Context, limit *int) (DueResult, error) {
 		return res, err
 	}
 	b := s.mustBind("due", BindInput{Now: now, Limit: n})
-	if err := s.queryPrepared(ctx, b.Name, &res.Personas, b.Args...); err != nil {
+	if res.Personas, err = s.queryDue(ctx, b, false); err != nil {
 		return res, fmt.Errorf("list due personas: %w", translate(err))
 	}
 	res.Personas, err = s.fillProfiles(ctx, res.Personas)
 	return res, err
+}
+
+// queryDue runs the due or claim statement and scans its rows (the
+// columns in their SELECT order; claims add the lease's two) without
+// reflection: this is the runner's hottest path.
+func (s *Store) queryDue(ctx context.Context, b Bound, claim bool) ([]DuePersona, error) {
+	rows, err := s.db.DB.QueryContext(ctx, b.SQL, execArgs(b.Args)...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	out := []DuePersona{}
+	for rows.Next() {
+		var d DuePersona
+		dest := []any{&d.UserID, &d.UpdatedAt, &d.LastActiveAt, &d.MaxHistoryDays, &d.Attempt}
+		if claim {
+			dest = append(dest, &d.LeaseToken, &d.LeaseExpiresAt)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }
 
 // ClaimRequest asks for up to Limit due personas leased to RunnerID for
@@ -306,7 +330,7 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (DueResult, error) 
 		return res, err
 	}
 	b := s.mustBind("claim", BindInput{Now: now, Limit: limit, RunnerID: req.RunnerID, Lease: req.Lease()})
-	if err := s.queryPrepared(ctx, b.Name, &res.Personas, b.Args...); err != nil {
+	if res.Personas, err = s.queryDue(ctx, b, true); err != nil {
 		return res, fmt.Errorf("claim due personas: %w", translate(err))
 	}
 	// A persona deleted between the claim and this read is dropped: its
