@@ -103,12 +103,6 @@ func (c *profileCache) put(id string, p *profile) {
 	c.bytes += len(p.head)
 }
 
-func (c *profileCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}
-
 func newProfile(r *profileRow) (*profile, error) {
 	head := make([]byte, 0, len(r.SystemPrompt)+len(r.Email)+len(r.UserID)+len(r.ModuleMix)+128)
 	head = append(head, `{"userId":`...)
