@@ -35,8 +35,8 @@ type Bound struct {
 // statement reads only the fields its documentation in Bind names.
 type BindInput struct {
 	// Now is the store's clock at the call; zero means Store.Now.
-	Now        time.Time
-	PersonaID  string
+	Now       time.Time
+	PersonaID string
 	// PersonaIDs: dueProfiles' ids (the due or claim rows not cached).
 	PersonaIDs []string
 	TickID     string
