@@ -138,6 +138,10 @@ type ListOptions struct {
 	Archetype string
 	Cadence   string
 	Query     string
+	// Tags: personas with every one of these tags. Status: enabled,
+	// disabled, paused, quarantined, leased or overdue (the server's rules).
+	Tags   []string
+	Status string
 }
 
 func (o ListOptions) values() url.Values {
@@ -145,10 +149,13 @@ func (o ListOptions) values() url.Values {
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}
-	for key, v := range map[string]string{"cursor": o.Cursor, "archetype": o.Archetype, "cadence": o.Cadence, "q": o.Query} {
+	for key, v := range map[string]string{"cursor": o.Cursor, "archetype": o.Archetype, "cadence": o.Cadence, "q": o.Query, "status": o.Status} {
 		if v != "" {
 			q.Set(key, v)
 		}
+	}
+	for _, t := range o.Tags {
+		q.Add("tag", t)
 	}
 	return q
 }

@@ -35,8 +35,10 @@ type Bound struct {
 // statement reads only the fields its documentation in Bind names.
 type BindInput struct {
 	// Now is the store's clock at the call; zero means Store.Now.
-	Now        time.Time
-	PersonaID  string
+	Now       time.Time
+	PersonaID string
+	// PersonaIDs: dueProfiles' ids (the due or claim rows not cached).
+	PersonaIDs []string
 	TickID     string
 	LeaseToken string
 	// Holds says that LeaseToken is the persona's current lease (the store
@@ -54,15 +56,20 @@ type BindInput struct {
 	Feedback []FeedbackInput
 	Start    TickStart
 	Finish   TickFinish
+	// List is listPersonas' filter: Limit (0: every persona), Cursor (a
+	// nextCursor of an earlier page), Archetype, Cadence, Q, Tags, Status,
+	// Lean. BindInput.Limit stands in for a zero List.Limit.
+	List ListFilter
 }
 
 // BindNames lists the statements Bind knows, in the order the runner's
 // tick cycle meets them.
 var BindNames = []string{
-	"sweep", "due", "claim",
+	"sweep", "due", "claim", "dueProfiles",
 	"lockLease", "startTick", "bindTick", "getTick",
 	"insertActions", "insertFeedback",
 	"tickStatus", "finishTick", "finishPersona",
+	"listPersonas",
 }
 
 // Bind returns the named statement with the arguments this store sends for
@@ -70,7 +77,9 @@ var BindNames = []string{
 // serves it; the failure policy (backoff, quarantine) is the store's.
 //
 //   - sweep: Now. due: Now, Limit (0: DefaultDueLimit). claim: Now, Limit,
-//     RunnerID, Lease, Tokens.
+//     RunnerID, Lease, Tokens. dueProfiles: PersonaIDs (due and claim read
+//     the static fields of personas missing from the profile cache with it;
+//     a warm cache sends none).
 //   - insertActions: PersonaID, Now, Actions, LeaseToken.
 //     insertFeedback: PersonaID, Now, Feedback, LeaseToken.
 //   - The tick start, in one transaction: lockLease (PersonaID), startTick
@@ -80,6 +89,9 @@ var BindNames = []string{
 //     TickID), finishTick (PersonaID, TickID, Finish, RunnerID, Now, Holds),
 //     finishPersona (PersonaID, Finish.Status, Holds, Now; not when a token
 //     was given that does not hold), getTick.
+//   - The admin list: listPersonas (Now, List; see StreamPersonas). Its SQL
+//     depends on which filters are set (each set filter is a condition);
+//     an invalid filter or cursor is an error here.
 //
 // Inputs are not validated here: the store's methods validate first.
 func (s *Store) Bind(name string, in BindInput) (Bound, error) {
@@ -107,6 +119,12 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 		}
 		lease := in.Lease.Truncate(time.Second)
 		b.Args = append(dueArgs(now), in.Limit, in.RunnerID, now.Add(lease), tokens, int(lease.Seconds()))
+	case "dueProfiles":
+		ids := in.PersonaIDs
+		if ids == nil {
+			ids = []string{}
+		}
+		b.Args = []any{ids}
 	case "insertActions":
 		raw, err := actionsPayload(in.Actions)
 		if err != nil {
@@ -149,6 +167,16 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 		if !in.Finish.Status.Success() {
 			b.Args = append(b.Args, s.failureArgs(now)[1:]...)
 		}
+	case "listPersonas":
+		f := in.List
+		if f.Limit == 0 {
+			f.Limit = in.Limit
+		}
+		cur, err := checkList(f)
+		if err != nil {
+			return b, err
+		}
+		return bindList(f, cur, now), nil
 	default:
 		return b, fmt.Errorf("personas: no statement %q", name)
 	}

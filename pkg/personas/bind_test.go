@@ -55,3 +55,37 @@ func TestBindArgumentsMatchPlaceholders(t *testing.T) {
 		require.Len(t, b.Args[8], 2, "one fresh token per row")
 	}
 }
+
+// TestBindListPersonas: every filter combination of the admin list binds
+// $1..$n to exactly its n arguments; a bad filter is an error.
+func TestBindListPersonas(t *testing.T) {
+	t.Parallel()
+	s := personas.New(nil)
+	placeholder := regexp.MustCompile(`\$(\d+)`)
+	filters := []personas.ListFilter{
+		{}, {Limit: 100}, {Limit: 10, Archetype: "solo-dev", Cadence: personas.CadenceDaily, Q: "a_b%", Tags: []string{"chaos"}, Lean: true},
+	}
+	for _, st := range personas.ListStatuses {
+		filters = append(filters, personas.ListFilter{Status: st}, personas.ListFilter{Limit: 5, Status: st, Tags: []string{"x", "y"}})
+	}
+	for _, f := range filters {
+		b, err := s.Bind("listPersonas", personas.BindInput{List: f})
+		require.NoError(t, err, f)
+		used := map[int]bool{}
+		for _, m := range placeholder.FindAllStringSubmatch(b.SQL, -1) {
+			n, _ := strconv.Atoi(m[1])
+			used[n] = true
+		}
+		require.Len(t, used, len(b.Args), "%+v", f)
+		for i := 1; i <= len(b.Args); i++ {
+			require.True(t, used[i], "%+v: $%d unused", f, i)
+		}
+	}
+	paged, err := s.Bind("listPersonas", personas.BindInput{Limit: 100})
+	require.NoError(t, err)
+	require.Contains(t, paged.SQL, "LIMIT", "BindInput.Limit stands in for List.Limit")
+	_, err = s.Bind("listPersonas", personas.BindInput{List: personas.ListFilter{Status: "asleep"}})
+	require.Error(t, err)
+	_, err = s.Bind("listPersonas", personas.BindInput{List: personas.ListFilter{Limit: 5, Cursor: "!!"}})
+	require.Error(t, err)
+}

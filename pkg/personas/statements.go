@@ -22,6 +22,7 @@ var prepared = func() map[string]string {
 	for name, q := range map[string]string{
 		"due":            dueSQL,
 		"claim":          claimSQL,
+		"dueProfiles":    dueProfilesSQL,
 		"sweep":          sweepSQL,
 		"insertActions":  insertActionsSQL,
 		"insertFeedback": insertFeedbackSQL,
@@ -48,7 +49,7 @@ func toPostgresPlaceholders(q string) string {
 
 // Statement returns the SQL of one of the store's prepared statements
 // exactly as the store sends it ($1, $2, ... placeholders), so tests can
-// check its plan. Names: "due", "claim", "sweep", "insertActions",
+// check its plan. Names: "due", "claim", "dueProfiles", "sweep", "insertActions",
 // "insertFeedback" and the tick transactions' "lockLease", "startTick",
 // "bindTick", "getTick", "tickStatus", "finishTick" ("finishPersona" has
 // variants: see Bind, which also gives any statement its arguments).

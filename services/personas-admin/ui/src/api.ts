@@ -81,7 +81,9 @@ export function qs(params: Record<string, string | number | undefined | null>): 
 export type TickStatus = "running" | "ok" | "empty" | "failed" | "timeout" | "crashed";
 
 export interface Persona {
-  userId: string; email: string; name: string; archetype: string; systemPrompt: string;
+  userId: string; email: string; name: string; archetype: string;
+  /** Absent in the list with fields=summary (the personas table asks for that). */
+  systemPrompt?: string;
   moduleMix: Record<string, number>; tickCadence: string; lastActiveAt: string | null;
   createdAt: string; updatedAt: string; actions7d: number;
   tags?: string[];

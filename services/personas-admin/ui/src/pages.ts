@@ -136,9 +136,11 @@ export function overviewPage(main: HTMLElement): Page {
 // ---- Personas ---------------------------------------------------------------
 
 const CADENCES = ["daily", "weekdays", "hourly"];
+// The list's status filter (GET /?status=), by the overview's rules; paused: backing off after a failed tick.
+const STATUSES = ["enabled", "disabled", "paused", "quarantined", "leased", "overdue"];
 
 export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
-  const state = { q: q.get("q") ?? "", archetype: q.get("archetype") ?? "", cadence: q.get("cadence") ?? "", limit: Number(q.get("limit") ?? 25) || 25 };
+  const state = { q: q.get("q") ?? "", archetype: q.get("archetype") ?? "", cadence: q.get("cadence") ?? "", tag: q.get("tag") ?? "", status: q.get("status") ?? "", limit: Number(q.get("limit") ?? 25) || 25 };
   const cursors: string[] = [""]; // cursors[i] is the cursor that loads page i
   let pageIdx = 0;
   let next: string | null = null;
@@ -150,11 +152,15 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
   const search = h("input", { id: "f-q", type: "search", value: state.q, placeholder: "name or email", autocomplete: "off" });
   const arch = h("select", { id: "f-archetype" }, h("option", { value: "" }, "all"));
   const cad = h("select", { id: "f-cadence" }, h("option", { value: "" }, "all"), CADENCES.map((c) => h("option", { value: c, selected: c === state.cadence }, c)));
+  const tag = h("input", { id: "f-tag", type: "text", value: state.tag, placeholder: "chaos, night", autocomplete: "off", "aria-describedby": "f-tag-hint" });
+  const stat = h("select", { id: "f-status" }, h("option", { value: "" }, "all"), STATUSES.map((v) => h("option", { value: v, selected: v === state.status }, v)));
   const size = h("select", { id: "f-limit" }, [5, 10, 25, 50, 100].map((n) => h("option", { value: n, selected: n === state.limit }, n)));
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter personas" },
     h("div", null, h("label", { for: "f-q" }, "Search"), search),
     h("div", null, h("label", { for: "f-archetype" }, "Archetype"), arch),
     h("div", null, h("label", { for: "f-cadence" }, "Cadence"), cad),
+    h("div", null, h("label", { for: "f-tag" }, "Tags"), tag, h("span", { id: "f-tag-hint", class: "sr-only" }, "comma-separated; personas with every tag")),
+    h("div", null, h("label", { for: "f-status" }, "Status"), stat),
     h("div", null, h("label", { for: "f-limit" }, "Per page"), size),
     h("button", { type: "submit", class: "primary" }, "Apply"));
   const body = h("div", { class: "region", id: "personas-body", "aria-busy": "true" }, loading());
@@ -164,7 +170,8 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
   replace(main, h("h1", null, "Personas"), form, h("section", { class: "panel", "aria-labelledby": "personas-list-title" }, h("h2", { id: "personas-list-title", class: "sr-only" }, "Personas list"), body, h("nav", { class: "pager", "aria-label": "Pages" }, prev, pos, nextBtn)));
 
   const apply = () => {
-    state.q = search.value.trim(); state.archetype = arch.value; state.cadence = cad.value; state.limit = Number(size.value);
+    state.q = search.value.trim(); state.archetype = arch.value; state.cadence = cad.value;
+    state.tag = tag.value.split(",").map((t) => t.trim()).filter(Boolean).join(","); state.status = stat.value; state.limit = Number(size.value);
     cursors.length = 1; pageIdx = 0;
     const p = new URLSearchParams();
     for (const [k, v] of Object.entries(state)) if (v && !(k === "limit" && v === 25)) p.set(k, String(v));
@@ -174,6 +181,7 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
   form.addEventListener("submit", (e) => { e.preventDefault(); apply(); });
   arch.addEventListener("change", apply);
   cad.addEventListener("change", apply);
+  stat.addEventListener("change", apply);
   size.addEventListener("change", apply);
   prev.addEventListener("click", () => { if (pageIdx > 0) { pageIdx--; void refresh(); } });
   nextBtn.addEventListener("click", () => { if (next) { cursors[pageIdx + 1] = next; pageIdx++; void refresh(); } });
@@ -191,7 +199,7 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
     return h("th", { scope: "col", "aria-sort": sorted ? (sortDir > 0 ? "ascending" : "descending") : "none" }, b);
   };
   const draw = () => {
-    if (rows.length === 0) { replace(body, empty(state.q || state.archetype || state.cadence ? "No persona matches these filters." : "No personas yet. Seed the catalog with bin/personasctl seed.")); return; }
+    if (rows.length === 0) { replace(body, empty(state.q || state.archetype || state.cadence || state.tag || state.status ? "No persona matches these filters." : "No personas yet. Seed the catalog with bin/personasctl seed.")); return; }
     const list = sortKey ? [...rows].sort((a, b) => { const x = sortVal(a, sortKey), y = sortVal(b, sortKey); return (x < y ? -1 : x > y ? 1 : 0) * sortDir; }) : rows;
     replace(body, h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Personas table (scrolls sideways)" }, h("table", { id: "personas-table" },
       h("caption", { class: "sr-only" }, "Personas; column headers sort this page"),
@@ -210,7 +218,7 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
 
   const refresh = async () => {
     try {
-      const res = await api<{ personas: Persona[]; nextCursor?: string | null }>("GET", qs({ limit: state.limit, cursor: cursors[pageIdx], q: state.q, archetype: state.archetype, cadence: state.cadence }));
+      const res = await api<{ personas: Persona[]; nextCursor?: string | null }>("GET", qs({ limit: state.limit, cursor: cursors[pageIdx], q: state.q, archetype: state.archetype, cadence: state.cadence, tag: state.tag, status: state.status, fields: "summary" }));
       next = res.nextCursor ?? null;
       for (const p of res.personas) archetypes.add(p.archetype);
       if (state.archetype) archetypes.add(state.archetype);
