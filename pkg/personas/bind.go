@@ -81,7 +81,9 @@ var BindNames = []string{
 //     the static fields of personas missing from the profile cache with it;
 //     a warm cache sends none).
 //   - insertActions: PersonaID, Now, Actions, LeaseToken.
-//     insertFeedback: PersonaID, Now, Feedback, LeaseToken.
+//     insertFeedback: PersonaID, Now, Feedback, LeaseToken. Both come in
+//     variants chosen from the batch (a token or not, error rows, ratings
+//     and parse markers; see writePersonaCTE); Statement has the fullest.
 //   - The tick start, in one transaction: lockLease (PersonaID), startTick
 //     (PersonaID, Start, Now, Holds), bindTick (PersonaID, Start.TickID; only
 //     when Holds and the tick is running), getTick (PersonaID, TickID).
@@ -130,13 +132,32 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 		if err != nil {
 			return b, err
 		}
-		b.Args = []any{in.PersonaID, now, raw, now.Truncate(time.Hour), tokenArg(in.LeaseToken)}
+		errors := false
+		for _, r := range in.Actions {
+			errors = errors || r.Result == ResultError
+		}
+		tokened := in.LeaseToken != ""
+		b.SQL = insertActionsPG[boolIndex(tokened)][boolIndex(errors)]
+		b.Args = []any{in.PersonaID, now, raw, now.Truncate(time.Hour)}
+		if tokened {
+			b.Args = append(b.Args, in.LeaseToken)
+		}
 	case "insertFeedback":
 		raw, err := feedbackPayload(in.Feedback)
 		if err != nil {
 			return b, err
 		}
-		b.Args = []any{in.PersonaID, now, raw, tokenArg(in.LeaseToken)}
+		var ratings, markers bool
+		for _, r := range in.Feedback {
+			m := IsParseMarker(r.Module)
+			markers, ratings = markers || m, ratings || !m
+		}
+		tokened := in.LeaseToken != ""
+		b.SQL = insertFeedbackPG[boolIndex(tokened)][boolIndex(ratings)][boolIndex(markers)]
+		b.Args = []any{in.PersonaID, now, raw}
+		if tokened {
+			b.Args = append(b.Args, in.LeaseToken)
+		}
 	case "lockLease":
 		b.Args = []any{in.PersonaID}
 	case "startTick":
@@ -211,13 +232,6 @@ func boolIndex(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func tokenArg(token string) any {
-	if token == "" {
-		return nil
-	}
-	return token
 }
 
 // staleCount is 1 for a call whose token does not hold the lease.

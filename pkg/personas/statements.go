@@ -20,21 +20,22 @@ import (
 var prepared = func() map[string]string {
 	out := map[string]string{}
 	for name, q := range map[string]string{
-		"due":            dueSQL,
-		"claim":          claimSQL,
-		"dueProfiles":    dueProfilesSQL,
-		"sweep":          sweepSQL,
-		"insertActions":  insertActionsSQL,
-		"insertFeedback": insertFeedbackSQL,
-		"lockLease":      lockLeaseSQL,
-		"startTick":      startTickSQL,
-		"bindTick":       bindTickSQL,
-		"getTick":        getTickSQL,
-		"tickStatus":     tickStatusSQL,
-		"finishTick":     finishTickSQL,
+		"due":         dueSQL,
+		"claim":       claimSQL,
+		"dueProfiles": dueProfilesSQL,
+		"sweep":       sweepSQL,
+		"lockLease":   lockLeaseSQL,
+		"startTick":   startTickSQL,
+		"bindTick":    bindTickSQL,
+		"getTick":     getTickSQL,
+		"tickStatus":  tickStatusSQL,
+		"finishTick":  finishTickSQL,
 	} {
 		out[name] = toPostgresPlaceholders(q)
 	}
+	// The write statements' fullest variants (Bind picks one per batch).
+	out["insertActions"] = insertActionsPG[1][1]
+	out["insertFeedback"] = insertFeedbackPG[1][1][1]
 	return out
 }()
 
@@ -66,6 +67,12 @@ func execArgs(args []any) []any {
 
 func (s *Store) queryRowPrepared(ctx context.Context, name string, args ...any) *sql.Row {
 	return s.db.DB.QueryRowContext(ctx, prepared[name], execArgs(args)...)
+}
+
+// queryRowBound runs a bound statement (whichever variant Bind chose) as a
+// cached prepared statement.
+func (s *Store) queryRowBound(ctx context.Context, b Bound) *sql.Row {
+	return s.db.DB.QueryRowContext(ctx, b.SQL, execArgs(b.Args)...)
 }
 
 // queryPrepared runs a prepared statement and scans its rows with bun into

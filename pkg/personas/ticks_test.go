@@ -626,6 +626,50 @@ func TestBatchDuplicatesAccepted(t *testing.T) {
 	require.InDelta(t, 4.0, agg[1].AvgRating, 1e-9)
 }
 
+// TestLegacyWriteDoneOncePerHour: a legacy write marks the period done
+// only when the stored mark is from an earlier clock hour, so the writes
+// of one hour keep the first mark (and leave personas_due_idx alone: the
+// persona row's update stays HOT). last_active_at follows every write, and
+// due answers as if each write had moved the mark.
+func TestLegacyWriteDoneOncePerHour(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	createPersona(t, b.store, "p1", personas.CadenceHourly)
+	marks := func() (done, active time.Time) {
+		t.Helper()
+		p, err := b.store.GetPersona(ctx, "p1")
+		require.NoError(t, err)
+		require.NotNil(t, p.LastDoneAt)
+		require.NotNil(t, p.LastActiveAt)
+		return p.LastDoneAt.UTC(), p.LastActiveAt.UTC()
+	}
+	b.clock.Advance(5 * time.Minute) // 12:05
+	_, err := b.store.InsertActions(ctx, "p1", actions("a", 2), personas.WriteOptions{})
+	require.NoError(t, err)
+	done, active := marks()
+	require.Equal(t, monday.Add(5*time.Minute), done)
+	require.Equal(t, monday.Add(5*time.Minute), active)
+
+	b.clock.Advance(50 * time.Minute) // 12:55
+	_, err = b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: "b", Module: "todo", Rating: 4}}, personas.WriteOptions{})
+	require.NoError(t, err)
+	_, err = b.store.InsertActions(ctx, "p1", actions("b", 1), personas.WriteOptions{})
+	require.NoError(t, err)
+	done, active = marks()
+	require.Equal(t, monday.Add(5*time.Minute), done, "the hour's first mark stays")
+	require.Equal(t, monday.Add(55*time.Minute), active, "last_active_at follows every write")
+	require.Empty(t, dueIDs(t, b.store))
+
+	b.clock.Advance(5 * time.Minute) // 13:00
+	require.Equal(t, []string{"p1"}, dueIDs(t, b.store), "due in the next hour, as with the later mark")
+	_, err = b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: "c", Module: "todo", Rating: 4}}, personas.WriteOptions{})
+	require.NoError(t, err)
+	done, _ = marks()
+	require.Equal(t, monday.Add(time.Hour), done, "a new hour moves the mark")
+	require.Empty(t, dueIDs(t, b.store))
+}
+
 func TestLegacyRunnerFlow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
