@@ -6,9 +6,9 @@
 import "./style.css";
 import { api, ApiError } from "./api";
 import { AuthError, currentClaims, onChange, renew, signedIn, signIn, signOut } from "./auth";
-import { h, replace } from "./dom";
+import { h, refreshRelativeTimes, replace } from "./dom";
 import { loading } from "./ui";
-import { type Page, overviewPage, personasPage, personaPage, tickPage, modulesPage, modulePage, notesPage } from "./pages";
+import { type Page, overviewPage, personasPage, personaPage, tickPage, modulesPage, modulePage, notesPage, toolsPage } from "./pages";
 
 export const POLL_MS = 10_000;
 
@@ -31,11 +31,12 @@ function route(): { nav: string; make: (main: HTMLElement) => Page; title: strin
   if (parts[0] === "modules" && parts[1]) return r("modules", "Module", (m) => modulePage(m, parts[1]));
   if (parts[0] === "modules") return r("modules", "Modules", (m) => modulesPage(m));
   if (parts[0] === "notes") return r("notes", "Notes", (m, qq) => notesPage(m, qq));
+  if (parts[0] === "tools") return r("tools", "Tools", (m, qq) => toolsPage(m, qq));
   return r("overview", "Overview", (m) => overviewPage(m));
 }
 
 function shell(): HTMLElement {
-  const links: [string, string][] = [["overview", "Overview"], ["personas", "Personas"], ["modules", "Modules"], ["notes", "Notes"]];
+  const links: [string, string][] = [["overview", "Overview"], ["personas", "Personas"], ["modules", "Modules"], ["notes", "Notes"], ["tools", "Tools"]];
   const who = currentClaims().email ?? "";
   const header = h("header", { class: "top" },
     h("a", { class: "brand", href: "#/overview" }, "Mana personas"),
@@ -69,7 +70,11 @@ function render(): void {
   const current = page;
   const run = () => current.refresh().catch(handleFatal);
   void run();
-  pollTimer = window.setInterval(() => { if (!document.hidden && page === current) void run(); }, POLL_MS);
+  pollTimer = window.setInterval(() => {
+    if (document.hidden || page !== current) return;
+    refreshRelativeTimes();
+    void run();
+  }, POLL_MS);
 }
 
 /** Errors that end the whole session view rather than one panel. */
