@@ -210,7 +210,7 @@ func TestDashboard(t *testing.T) {
 	if shots == "" {
 		shots = filepath.Join(root, ".dev", "dashboard-shots")
 	}
-	runCtx, cancel := context.WithTimeout(ctx, 7*time.Minute)
+	runCtx, cancel := context.WithTimeout(ctx, 12*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, node, filepath.Join(ui, "e2e", "dashboard.mjs"))
 	cmd.Dir = ui

@@ -264,12 +264,16 @@ try {
   assert.ok(reached, "the persona link is reachable with Tab");
   await A.page.keyboard.press("Enter");
   await A.page.locator("[data-region=profile] dl").waitFor();
+  assert.equal(await A.page.evaluate(() => document.activeElement?.id), "main", "a new page puts keyboard focus on its content");
   const julia = (await api(`/${jq[0]}`)).body;
   assert.match(await A.page.textContent("h1"), /Julia/);
   assert.equal(await A.page.locator("[data-region=actions] tbody tr").count(), julia.recentActions.length);
   assert.equal(await A.page.locator("[data-region=ratings] tbody tr").count(), julia.feedbackByModule.length);
   const title = await A.page.getAttribute("[data-region=profile] time", "title");
   assert.match(title, /UTC/, "times carry UTC on hover");
+  // Absolute times are in the browser's zone (this context runs in Europe/Berlin).
+  const [createdText, createdAt] = await A.page.$eval("[data-region=profile] time:not([data-rel])", (el) => [el.textContent, el.dateTime]);
+  assert.equal(createdText, new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "short", timeZone: "Europe/Berlin" }).format(new Date(createdAt)), "absolute times are in the browser's zone");
   assert.equal(jq[0], TICK.persona, "the seeded tick is julia's");
   const ticks = await api(`/${jq[0]}/ticks?limit=20`);
   assert.equal(ticks.status, 200, "GET /:id/ticks");
@@ -468,6 +472,16 @@ try {
   const bg = await A.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   assert.notEqual(bg, "rgb(247, 247, 249)", "dark mode changes the background");
   await capture(A.page, "personas-dark");
+  // axe checks contrast in dark mode too, on the pages with the most colour.
+  await A.page.click("nav a[data-nav=overview]");
+  await A.page.locator("[data-stat=finished]").waitFor();
+  await capture(A.page, "overview-dark");
+  await A.page.goto(`${GW}/personas/#/personas/${TICK.persona}`);
+  await A.page.locator("[data-region=ticks] li[data-tick]").first().waitFor();
+  await capture(A.page, "persona-dark");
+  await A.page.goto(`${GW}/personas/#/modules/${FLAG_MODULE}`);
+  await A.page.locator("[data-region=trend] [data-flagged=true]").waitFor();
+  await capture(A.page, "module-flagged-dark");
   await A.page.emulateMedia({ colorScheme: "light" });
   log("ok dark mode");
 

@@ -68,12 +68,18 @@ function render(): void {
   replace(main, loading());
   page = r.make(main);
   const current = page;
-  const run = () => current.refresh().catch(handleFatal);
+  // One refresh at a time: on a slow API a poll waits for the previous one
+  // rather than racing it (an older answer must not land after a newer one).
+  let inFlight = false;
+  const run = () => {
+    inFlight = true;
+    return current.refresh().catch(handleFatal).finally(() => { inFlight = false; });
+  };
   void run();
   pollTimer = window.setInterval(() => {
     if (document.hidden || page !== current) return;
     refreshRelativeTimes();
-    void run();
+    if (!inFlight) void run();
   }, POLL_MS);
 }
 
@@ -162,7 +168,14 @@ async function boot(): Promise<void> {
   await afterSignIn();
 }
 
-window.addEventListener("hashchange", () => { if (signedIn() && shellShown) render(); });
+// A new page: render it, start at its top and put keyboard focus on its
+// content (as a full page load would), so Tab continues from there.
+window.addEventListener("hashchange", () => {
+  if (!signedIn() || !shellShown) return;
+  render();
+  window.scrollTo(0, 0);
+  document.getElementById("main")?.focus({ preventScroll: true });
+});
 onChange(() => { if (!signedIn() && shellShown) showSignIn("Your session has ended. Please sign in again."); });
 window.addEventListener("unhandledrejection", (e) => {
   if (e.reason instanceof ApiError) { handleFatal(e.reason); e.preventDefault(); }
