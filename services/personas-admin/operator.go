@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -190,8 +191,8 @@ func (h *handlers) unquarantine(c echo.Context) error {
 
 // ---- GET /:id/ticks -----------------------------------------------------
 
-// tickJSON is a tick as the list shows it: everything but the summary,
-// which can be long and is in the tick's own answer.
+// tickJSON is a tick without its summary, which can be long: the list
+// adds an excerpt, the tick's own answer the whole summary.
 type tickJSON struct {
 	TickID            string  `json:"tickId"`
 	Recorded          bool    `json:"recorded"`
@@ -237,9 +238,32 @@ func newTickJSON(t *personas.Tick) tickJSON {
 	return out
 }
 
+// listTickJSON is a tick in the list: the tick and the start of its
+// summary, enough for a timeline line.
+type listTickJSON struct {
+	tickJSON
+	SummaryExcerpt *string `json:"summaryExcerpt"`
+}
+
+// summaryExcerptLen is how many characters of a summary the list shows.
+const summaryExcerptLen = 200
+
+// excerpt cuts s after n characters (runes), marking the cut with "…".
+func excerpt(s *string, n int) *string {
+	if s == nil {
+		return nil
+	}
+	r := []rune(*s)
+	if len(r) <= n {
+		return s
+	}
+	out := strings.TrimRight(string(r[:n]), " \n\t") + "…"
+	return &out
+}
+
 type tickPage struct {
-	Ticks      []tickJSON `json:"ticks"`
-	NextCursor *string    `json:"nextCursor"`
+	Ticks      []listTickJSON `json:"ticks"`
+	NextCursor *string        `json:"nextCursor"`
 }
 
 // listTicks answers the persona's tick records newest first, one page at a
@@ -262,9 +286,9 @@ func (h *handlers) listTicks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page := tickPage{Ticks: make([]tickJSON, len(items))}
+	page := tickPage{Ticks: make([]listTickJSON, len(items))}
 	for i := range items {
-		page.Ticks[i] = newTickJSON(&items[i])
+		page.Ticks[i] = listTickJSON{tickJSON: newTickJSON(&items[i]), SummaryExcerpt: excerpt(items[i].Summary, summaryExcerptLen)}
 	}
 	if next != "" {
 		page.NextCursor = &next
