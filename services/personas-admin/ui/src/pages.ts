@@ -219,9 +219,14 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
         h("td", { "data-label": "Status" }, statusBadges(p).length ? h("span", null, statusBadges(p)) : null)))))));
   };
 
+  // seq numbers the requests: a poll's answer that lands after a newer
+  // filter or page change answered is stale and dropped.
+  let seq = 0;
   const refresh = async () => {
+    const mine = ++seq;
     try {
       const res = await api<{ personas: Persona[]; nextCursor?: string | null }>("GET", qs({ limit: state.limit, cursor: cursors[pageIdx], q: state.q, archetype: state.archetype, cadence: state.cadence, tag: state.tag, status: state.status, fields: "summary" }));
+      if (mine !== seq) return;
       next = res.nextCursor ?? null;
       for (const p of res.personas) archetypes.add(p.archetype);
       if (state.archetype) archetypes.add(state.archetype);
@@ -232,6 +237,7 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
       pos.textContent = `Page ${pageIdx + 1} · ${rows.length} shown`;
       body.removeAttribute("aria-busy");
     } catch (err) {
+      if (mine !== seq) return;
       if (fatal(err)) throw err;
       replace(body, errorPanel(err, "Personas"));
     }
