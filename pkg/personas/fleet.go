@@ -106,7 +106,7 @@ const (
 	disabledSQL    = `NOT enabled`
 	quarantinedSQL = `quarantined_at IS NOT NULL`
 	// backingOffSQL: waiting out the backoff after a failed tick (not
-	// quarantined); the list calls it "paused".
+	// quarantined); the list calls it "backing-off".
 	backingOffSQL = `quarantined_at IS NULL AND next_attempt_at > ?0`
 	// leasedSQL: a lease not yet expired (a lapsed one is a crash-to-be).
 	leasedSQL = `lease_expires_at > ?0`
@@ -117,14 +117,14 @@ const (
 var StatusSQL = map[string]string{
 	"enabled":     enabledSQL,
 	"disabled":    disabledSQL,
-	"paused":      backingOffSQL,
+	"backing-off": backingOffSQL,
 	"quarantined": quarantinedSQL,
 	"leased":      leasedSQL,
 	"overdue":     overdueSQL,
 }
 
 // ListStatuses are StatusSQL's keys, in the order the API documents them.
-var ListStatuses = []string{"enabled", "disabled", "paused", "quarantined", "leased", "overdue"}
+var ListStatuses = []string{"enabled", "disabled", "backing-off", "quarantined", "leased", "overdue"}
 
 // statusArgs are the arguments of the state rules at now, with the
 // overview's grace for overdue.

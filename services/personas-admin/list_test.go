@@ -329,7 +329,7 @@ func TestListTagAndStatusFilters(t *testing.T) {
 		"?tag=nobody":                {},
 		"?status=enabled":            {"late", "lease", "quar", "wait", "ok"},
 		"?status=disabled":           {"off"},
-		"?status=paused":             {"wait"},
+		"?status=backing-off":        {"wait"},
 		"?status=quarantined":        {"quar"},
 		"?status=leased":             {"lease"},
 		"?status=overdue":            {"late"},

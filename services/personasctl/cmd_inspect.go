@@ -17,7 +17,7 @@ func (a *app) cmdList(ctx context.Context, args []string) int {
 	cadence := fs.String("cadence", "", "only this cadence (daily, weekdays, hourly)")
 	query := fs.String("q", "", "only personas whose email or name contains this")
 	tags := fs.String("tag", "", "only personas with every one of these tags (comma-separated)")
-	status := fs.String("status", "", "only personas in this state (enabled, disabled, paused, quarantined, leased, overdue)")
+	status := fs.String("status", "", "only personas in this state (enabled, disabled, backing-off, quarantined, leased, overdue)")
 	out := addOutputFlag(fs)
 	if code, ok := a.parse(fs, args); !ok {
 		return code

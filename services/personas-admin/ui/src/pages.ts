@@ -139,8 +139,8 @@ export function overviewPage(main: HTMLElement): Page {
 // ---- Personas ---------------------------------------------------------------
 
 const CADENCES = ["daily", "weekdays", "hourly"];
-// The list's status filter (GET /?status=), by the overview's rules; paused: backing off after a failed tick.
-const STATUSES = ["enabled", "disabled", "paused", "quarantined", "leased", "overdue"];
+// The list's status filter (GET /?status=), by the overview's rules.
+const STATUSES = ["enabled", "disabled", "backing-off", "quarantined", "leased", "overdue"];
 
 export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
   const state = { q: q.get("q") ?? "", archetype: q.get("archetype") ?? "", cadence: q.get("cadence") ?? "", tag: q.get("tag") ?? "", status: q.get("status") ?? "", limit: Number(q.get("limit") ?? 25) || 25 };
