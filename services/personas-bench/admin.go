@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +39,7 @@ const (
 
 // detailSample is how many personas the detail scenario picks from (each
 // one's statements are captured once).
-const detailSample = 200
+const detailSample = 50
 
 // recentActions is the admin detail's number of recent actions
 // (services/personas-admin recentActionsLimit).
@@ -315,13 +316,14 @@ func (b *bench) adminScenarios(ctx context.Context) ([]scenario, error) {
 				}
 				return b.rawCaptured(ctx, detail[i])
 			},
-			statements: statementsOf(detailStatement, firstOr(detail)),
+			statements: b.statementsOf(detailStatement, personas.BindInput{PersonaID: ids[0]}, firstOr(detail)),
 		})
 		list, err := b.listScenario(ctx, scList, "?limit=100", personas.ListFilter{Limit: 100}, nil)
 		if err != nil {
 			return nil, err
 		}
-		unpaged, err := b.listScenario(ctx, scUnpaged, "", personas.ListFilter{}, []int{32})
+		// Issue 13 item 8: 32 concurrent callers (the largest -concurrency).
+		unpaged, err := b.listScenario(ctx, scUnpaged, "", personas.ListFilter{}, []int{slices.Max(b.o.conc)})
 		if err != nil {
 			return nil, err
 		}
@@ -368,7 +370,7 @@ func (b *bench) adminScenarios(ctx context.Context) ([]scenario, error) {
 				return err
 			},
 			raw:        func(ctx context.Context) error { return b.rawCaptured(ctx, sts) },
-			statements: statementsOf("", sts),
+			statements: sts,
 		})
 	}
 	return out, nil
@@ -407,16 +409,15 @@ func (b *bench) listScenario(ctx context.Context, name, query string, f personas
 			}
 			return b.rawCaptured(ctx, sts)
 		},
-		statements: statementsOf(listStatement, sts),
+		statements: b.statementsOf(listStatement, personas.BindInput{Limit: f.Limit}, sts),
 	}, nil
 }
 
-// statementsOf describes a scenario's statements for the report: a Bind
-// name, or the captured SQL.
-func statementsOf(bindName string, sts []captured) []captured {
+// statementsOf describes a scenario's statements for the report: the
+// Bind statement when there is one, or the captured SQL.
+func (b *bench) statementsOf(bindName string, in personas.BindInput, sts []captured) []captured {
 	if bindName != "" {
-		q, _ := personas.Statement(bindName)
-		return []captured{{name: bindName + " (Bind)", sql: q}}
+		return []captured{{name: bindName + " (Bind)", sql: b.bind(bindName, in).SQL}}
 	}
 	return sts
 }

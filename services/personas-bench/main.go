@@ -670,13 +670,34 @@ func (b *bench) rawTickCycle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The claim's columns by name: their positions change as the claim
+	// gains fields.
+	idCol, tokenCol := -1, -1
+	for i, f := range rows.FieldDescriptions() {
+		switch f.Name {
+		case "user_id":
+			idCol = i
+		case "lease_token":
+			tokenCol = i
+		}
+	}
+	if idCol < 0 || tokenCol < 0 {
+		rows.Close()
+		return errors.New("tick cycle: the claim returns no user_id or lease_token column")
+	}
 	for rows.Next() {
 		vals, err := rows.Values()
 		if err != nil {
 			rows.Close()
 			return err
 		}
-		id, token = vals[0].(string), vals[8].(string)
+		var ok1, ok2 bool
+		id, ok1 = vals[idCol].(string)
+		token, ok2 = vals[tokenCol].(string)
+		if !ok1 || !ok2 {
+			rows.Close()
+			return fmt.Errorf("tick cycle: the claim's user_id or lease_token is not text (%T, %T)", vals[idCol], vals[tokenCol])
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

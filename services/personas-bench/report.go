@@ -320,8 +320,8 @@ func (r *report) issue13() []target {
 			out = append(out, target{fmt.Sprintf("admin list limit=100 ≥ 75%% of raw (%d conns)", c), fmt.Sprintf("%.0f%%", ratio(x)), ratio(x) >= 75})
 		}
 	}
-	if x, ok := r.find(scUnpaged, 32); ok {
-		out = append(out, target{fmt.Sprintf("admin list unpaged: service RSS ≤ 64 MB (%d personas, 32 callers)", r.o.personas), mb(x.peak) + " MB", x.peak <= 64e6})
+	if x, ok := r.find(scUnpaged, slices.Max(r.o.conc)); ok {
+		out = append(out, target{fmt.Sprintf("admin list unpaged: service RSS ≤ 64 MB (%d personas, %d callers)", r.o.personas, x.conc), mb(x.peak) + " MB", x.peak <= 64e6})
 	}
 	return out
 }
