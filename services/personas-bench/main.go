@@ -406,6 +406,10 @@ func (s *service) stop() {
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	_ = s.cmd.Wait()
 	_ = s.log.Close()
+	if os.Getenv("BENCH_KEEP_LOGS") != "" {
+		logf("kept the log of %s: %s", s.cmd.Path, s.log.Name())
+		return
+	}
 	_ = os.Remove(s.log.Name()) //nolint:gosec // the temporary file this program created
 }
 
@@ -894,6 +898,7 @@ func (s *samples) stats() stats {
 // With failed not nil, a failed call is counted there (and not timed)
 // instead of ending the run.
 func (b *bench) load(ctx context.Context, c, budget int, fn op, failed *atomic.Int64) ([]time.Duration, time.Duration, int, error) {
+	fn = safe(fn)
 	warm := min(c, 4)
 	for range warm {
 		if err := fn(ctx); err != nil {
@@ -941,6 +946,20 @@ func (b *bench) load(ctx context.Context, c, budget int, fn op, failed *atomic.I
 		return nil, 0, 0, errors.New("no operation completed")
 	}
 	return all, elapsed, warm, nil
+}
+
+// safe turns a panic of fn into its error, so that a broken scenario ends
+// the run with a message instead of hanging it (a panicking worker leaves a
+// pooled connection held, and closing the pool would wait for it).
+func safe(fn op) op {
+	return func(ctx context.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		return fn(ctx)
+	}
 }
 
 type result struct {
