@@ -330,6 +330,9 @@ func (b *bench) adminScenarios(ctx context.Context) ([]scenario, error) {
 		// 32 whole lists at once can outlast the service's request
 		// deadline (503): counted, not fatal.
 		unpaged.tolerate = true
+		// One wave of calls per run: each is a whole list, and the
+		// rounds are what balances the sides.
+		unpaged.budget, unpaged.rounds = slices.Max(b.o.conc), 2
 		out = append(out, list, unpaged)
 	}
 	insight := []struct {
@@ -364,7 +367,7 @@ func (b *bench) adminScenarios(ctx context.Context) ([]scenario, error) {
 		}
 		path := in.path
 		out = append(out, scenario{
-			name: in.name, proc: b.admin.admin, rss: true, concs: []int{1},
+			name: in.name, proc: b.admin.admin, rss: true, concs: []int{1}, rounds: 2,
 			service: func(ctx context.Context) error {
 				_, _, err := b.adminGet(ctx, path)
 				return err

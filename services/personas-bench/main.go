@@ -281,7 +281,11 @@ func (b *bench) runScenario(ctx context.Context, sc scenario, internal *service,
 		var sv, rw samples
 		// Alternate the sides round by round (S R, R S, ...), so that drift
 		// on the shared machine (checkpoints, autovacuum) hits both alike.
-		for round := range b.o.rounds {
+		rounds := b.o.rounds
+		if sc.rounds > 0 {
+			rounds = min(rounds, sc.rounds)
+		}
+		for round := range rounds {
 			sides := []bool{true, false}
 			if round%2 == 1 {
 				sides = []bool{false, true}
@@ -492,6 +496,9 @@ type scenario struct {
 	// tolerate: a failed call (e.g. a 503 past the request deadline) is
 	// counted and the run goes on.
 	tolerate bool
+	// rounds, when set, caps -rounds (an even number keeps the sides
+	// balanced: S R, R S).
+	rounds int
 }
 
 // bind returns one of the store's statements with the arguments the store
