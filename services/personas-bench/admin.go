@@ -111,7 +111,7 @@ func (a *adminSide) stop() {
 	a.auth.stop()
 }
 
-// get sends one admin GET with the JWT and reads the whole answer; it
+// adminGet sends one admin GET with the JWT and reads the whole answer; it
 // returns the body's size and its lines.
 func (b *bench) adminGet(ctx context.Context, path string) (size, lines int64, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.admin.admin.url+"/api/v1/personas/admin"+path, nil)
