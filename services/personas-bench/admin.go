@@ -336,32 +336,32 @@ func (b *bench) adminScenarios(ctx context.Context) ([]scenario, error) {
 		out = append(out, list, unpaged)
 	}
 	insight := []struct {
-		name, path string
-		fn         func(context.Context, *personas.Store) error
+		name, path, method string
+		fn                 func(context.Context, *personas.Store) error
 	}{
-		{scModules7, "/modules?window=7d", func(ctx context.Context, s *personas.Store) error {
+		{scModules7, "/modules?window=7d", "ModulesSummary", func(ctx context.Context, s *personas.Store) error {
 			_, err := s.ModulesSummary(ctx, personas.ModulesQuery{Window: window("7d")})
 			return err
 		}},
-		{scModules8, "/modules?window=28d", func(ctx context.Context, s *personas.Store) error {
+		{scModules8, "/modules?window=28d", "ModulesSummary", func(ctx context.Context, s *personas.Store) error {
 			_, err := s.ModulesSummary(ctx, personas.ModulesQuery{Window: window("28d")})
 			return err
 		}},
-		{scTrend, "/modules/" + trendModule + "/trend?bucket=week", func(ctx context.Context, s *personas.Store) error {
+		{scTrend, "/modules/" + trendModule + "/trend?bucket=week", "ModuleTrend", func(ctx context.Context, s *personas.Store) error {
 			_, err := s.ModuleTrend(ctx, personas.TrendQuery{Module: trendModule, Bucket: "week"})
 			return err
 		}},
-		{scOverview, "/overview?window=7d", func(ctx context.Context, s *personas.Store) error {
+		{scOverview, "/overview?window=7d", "Overview", func(ctx context.Context, s *personas.Store) error {
 			_, err := s.Overview(ctx, window("7d"))
 			return err
 		}},
-		{scTools, "/tools?window=7d", func(ctx context.Context, s *personas.Store) error {
+		{scTools, "/tools?window=7d", "Tools", func(ctx context.Context, s *personas.Store) error {
 			_, err := s.Tools(ctx, window("7d"))
 			return err
 		}},
 	}
 	for _, in := range insight {
-		sts, err := cs.run(ctx, call{in.name, in.fn})
+		sts, err := cs.run(ctx, call{in.method, in.fn})
 		if err != nil {
 			return nil, fmt.Errorf("capture %s: %w", in.name, err)
 		}
