@@ -61,6 +61,7 @@ type options struct {
 	duration   time.Duration
 	conc       []int
 	skipSeed   bool
+	backfill   bool
 	dueLimit   int
 	claimLimit int
 	only       string
@@ -88,7 +89,8 @@ func main() {
 	flag.StringVar(&o.authBin, "auth-bin", "bin/mana-auth-dev", "mana-auth stand-in binary (issuer and JWKS of the admin JWT)")
 	flag.DurationVar(&o.duration, "duration", 4*time.Second, "time per run (one side, one round)")
 	flag.StringVar(&conc, "concurrency", "1,32", "comma-separated connection counts")
-	flag.BoolVar(&o.skipSeed, "skip-seed", false, "reuse an existing personas_bench database")
+	flag.BoolVar(&o.skipSeed, "skip-seed", false, "reuse the existing -db database")
+	flag.BoolVar(&o.backfill, "backfill", false, "with -skip-seed: first finish the rollups (the backfill resumes where a stopped seed left it) and vacuum")
 	flag.IntVar(&o.dueLimit, "due-limit", 1000, "limit of the large GET /due scenario")
 	flag.IntVar(&o.claimLimit, "claim-limit", 5, "limit passed to claims")
 	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains this")
@@ -150,6 +152,10 @@ func run(ctx context.Context, o options) error {
 	if !o.skipSeed {
 		if err := seed(ctx, server, dsn, o); err != nil {
 			return fmt.Errorf("seed: %w", err)
+		}
+	} else if o.backfill {
+		if err := backfill(ctx, dsn); err != nil {
+			return fmt.Errorf("backfill: %w", err)
 		}
 	}
 	pcfg, err := pgxpool.ParseConfig(dsn)
