@@ -14,7 +14,7 @@ DB_URL       = $(shell deploy/scripts/db.sh)
 
 FUZZTIME    ?= 10s
 
-.PHONY: help ui build test test-browser fuzz lint fmt bench migrate dev db images clean tools
+.PHONY: help ui build test test-browser fuzz lint fmt bench bench-big migrate dev db images clean tools
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -73,10 +73,19 @@ db: ## find/start/install PostgreSQL and print DATABASE_URL
 migrate: build ## apply migrations to $$DATABASE_URL (or the local server)
 	@url="$$(deploy/scripts/db.sh)"; DATABASE_URL="$$url" bin/personas-internal migrate
 
-bench: build ## seed 10k personas / 200k actions, load the service vs raw PostgreSQL, run the Go benchmarks; writes BENCHMARKS.md
+# BENCH_DB names the bench's own database (dropped and rebuilt); BENCH_FLAGS
+# adds personas-bench flags (e.g. -duration 1s -rounds 1 -ports 21500).
+BENCH_DB     ?= personas_bench
+BENCH_BIG_DB ?= personas_bench_big
+
+bench: build ## seed issue 13's data (10k personas, 1M actions, 100k ratings), load both services vs raw PostgreSQL, run the Go benchmarks; rewrites BENCHMARKS.md (keeps sections it does not produce)
 	@url="$$(deploy/scripts/db.sh)"; export DATABASE_URL="$$url"; \
-	$(GO) run ./services/personas-bench -out BENCHMARKS.md $(BENCH_FLAGS) && deploy/scripts/gobench.sh BENCHMARKS.md && \
+	$(GO) run ./services/personas-bench -db $(BENCH_DB) -out BENCHMARKS.md $(BENCH_FLAGS) && deploy/scripts/gobench.sh BENCHMARKS.md && \
 	$(GO) run ./services/personas-internal/rss -out BENCHMARKS.md
+
+bench-big: build ## issue 11's flatness run: the insight endpoints at 10M actions / 1M ratings; replaces its own section of BENCHMARKS.md, keeps the rest
+	@url="$$(deploy/scripts/db.sh)"; export DATABASE_URL="$$url"; \
+	$(GO) run ./services/personas-bench -big -db $(BENCH_BIG_DB) -out BENCHMARKS.md $(BENCH_FLAGS)
 
 dev: build ## bring the whole system up locally (Ctrl-C stops it)
 	@deploy/scripts/dev.sh

@@ -7,6 +7,7 @@ replace github.com/mana/personas/pkg => ../../pkg
 require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/mana/personas/pkg v0.0.0-00010101000000-000000000000
+	github.com/uptrace/bun v1.3.0
 )
 
 require (
@@ -17,7 +18,6 @@ require (
 	github.com/jinzhu/inflection v1.0.0 // indirect
 	github.com/puzpuzpuz/xsync/v3 v3.5.1 // indirect
 	github.com/tmthrgd/go-hex v0.0.0-20190904060850-447a3041c3bc // indirect
-	github.com/uptrace/bun v1.3.0 // indirect
 	github.com/uptrace/bun/dialect/pgdialect v1.3.0 // indirect
 	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect

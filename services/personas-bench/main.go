@@ -1,12 +1,15 @@
-// Command personas-bench measures personas-internal against raw PostgreSQL running
-// the same SQL, and writes the figures to a Markdown file (make bench).
+// Command personas-bench measures personas-internal and personas-admin
+// against raw PostgreSQL running the same SQL, and writes the figures to a
+// Markdown file (make bench, make bench-big).
 //
-// It builds a database of its own (personas_bench, dropped first) on the
-// server in DATABASE_URL, seeds -personas personas (of which -due are due)
-// and -actions actions, starts the service binary against it, then for each
-// scenario and concurrency runs the service over HTTP and the store's own
-// statement over pgx, for the same time. Load generator, service and
-// PostgreSQL share this machine's CPUs: compare the ratios, not the
+// It builds a database of its own (-db, dropped first) on the server in
+// DATABASE_URL and seeds it (seed.go); then, one service at a time, for each
+// scenario and concurrency it runs the service over HTTP and the store's own
+// statements over pgx, for the same time, alternating which side goes first
+// (admin.go holds the admin side: the JWT from mana-auth-dev, the
+// statements captured from the store). report.go writes the report and
+// keeps the sections of -out it does not produce. Load generator, services
+// and PostgreSQL share this machine's CPUs: compare the ratios, not the
 // absolute figures, across machines.
 package main
 
@@ -25,7 +28,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,9 +52,16 @@ type options struct {
 	personas   int
 	due        int
 	actions    int
+	ratings    int
+	days       int
+	big        bool // issue 11's flatness run: only the insight scenarios, its own section
+	ports      int  // first of the three ports (internal, admin, auth); 0: free ones
+	adminBin   string
+	authBin    string
 	duration   time.Duration
 	conc       []int
 	skipSeed   bool
+	backfill   bool
 	dueLimit   int
 	claimLimit int
 	only       string
@@ -70,20 +79,34 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin/personas-internal", "service binary")
 	flag.IntVar(&o.personas, "personas", 10_000, "personas to seed")
 	flag.IntVar(&o.due, "due", 1_000, "of which due")
-	// 200,000 actions (20 per persona, two weeks of history) keep a whole
-	// make bench, Go benchmarks included, near 10 minutes on a shared
-	// 2-CPU machine; seeding 1,000,000 alone took 4 minutes there. Issue
-	// 13's comparison data is -actions 1000000.
-	flag.IntVar(&o.actions, "actions", 200_000, "actions to seed")
+	// Issue 13's data set; -big is issue 11's tenfold one.
+	flag.IntVar(&o.actions, "actions", 1_000_000, "actions to seed (-big: 10,000,000)")
+	flag.IntVar(&o.ratings, "ratings", 100_000, "ratings to seed (-big: 1,000,000)")
+	flag.IntVar(&o.days, "days", 180, "days the actions and ratings are spread over")
+	flag.BoolVar(&o.big, "big", false, "issue 11's flatness run: 10,000,000 actions and 1,000,000 ratings (unless -actions/-ratings say otherwise), only the insight scenarios; replaces its own section of -out and keeps the rest")
+	flag.IntVar(&o.ports, "ports", 0, "first of three consecutive 127.0.0.1 ports for personas-internal, personas-admin and mana-auth-dev (0: any free ports)")
+	flag.StringVar(&o.adminBin, "admin-bin", "bin/personas-admin", "admin service binary")
+	flag.StringVar(&o.authBin, "auth-bin", "bin/mana-auth-dev", "mana-auth stand-in binary (issuer and JWKS of the admin JWT)")
 	flag.DurationVar(&o.duration, "duration", 4*time.Second, "time per run (one side, one round)")
 	flag.StringVar(&conc, "concurrency", "1,32", "comma-separated connection counts")
-	flag.BoolVar(&o.skipSeed, "skip-seed", false, "reuse an existing personas_bench database")
+	flag.BoolVar(&o.skipSeed, "skip-seed", false, "reuse the existing -db database")
+	flag.BoolVar(&o.backfill, "backfill", false, "with -skip-seed: first finish the rollups (the backfill resumes where a stopped seed left it) and vacuum")
 	flag.IntVar(&o.dueLimit, "due-limit", 1000, "limit of the large GET /due scenario")
 	flag.IntVar(&o.claimLimit, "claim-limit", 5, "limit passed to claims")
 	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains this")
 	flag.StringVar(&o.db, "db", "personas_bench", "database to build and load (dropped first; letters, digits and _ only)")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per scenario, alternating which side goes first")
 	flag.Parse()
+	if o.big {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["actions"] {
+			o.actions = 10_000_000
+		}
+		if !set["ratings"] {
+			o.ratings = 1_000_000
+		}
+	}
 	for _, c := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
 		if err != nil || n < 1 {
@@ -130,6 +153,10 @@ func run(ctx context.Context, o options) error {
 		if err := seed(ctx, server, dsn, o); err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
+	} else if o.backfill {
+		if err := backfill(ctx, dsn); err != nil {
+			return fmt.Errorf("backfill: %w", err)
+		}
 	}
 	pcfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -142,12 +169,6 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer pool.Close()
-
-	svc, err := startService(ctx, o.bin, dsn)
-	if err != nil {
-		return err
-	}
-	defer svc.stop()
 
 	var ids []string
 	rows, err := pool.Query(ctx, `SELECT user_id FROM personas.personas WHERE last_active_at IS NOT NULL ORDER BY user_id`)
@@ -165,142 +186,166 @@ func run(ctx context.Context, o options) error {
 	}
 	defer pg.close()
 
-	b := &bench{o: o, pool: pool, base: svc.url, activeIDs: ids, binder: personas.New(nil),
-		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 30 * time.Second}}
-	var results []result
+	b := &bench{o: o, pool: pool, activeIDs: ids, binder: personas.New(nil),
+		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 60 * time.Second}}
+	rep := report{o: o}
+	started := time.Now()
 	o.loadStart = loadAvg()
+	// Two phases, one service at a time: each keeps a pool of up to 32
+	// connections, and the server's max_connections (100 by default) is
+	// shared with the raw side's pool and with other work.
+	if !o.big {
+		if err := b.internalPhase(ctx, dsn, pg, &rep); err != nil {
+			return err
+		}
+	}
+	if err := b.adminPhase(ctx, dsn, pg, &rep); err != nil {
+		return err
+	}
+	o.loadEnd = loadAvg()
+	rep.o, rep.loadTime = o, time.Since(started)
+	if err := rep.counts(ctx, pool); err != nil {
+		return err
+	}
+	return rep.write(ctx, pool)
+}
+
+// internalPhase runs the runner endpoints against personas-internal.
+func (b *bench) internalPhase(ctx context.Context, dsn string, pg *pgMeter, rep *report) error {
+	svc, err := startService(ctx, b.o.bin, dsn, b.o.ports)
+	if err != nil {
+		return err
+	}
+	defer svc.stop()
+	b.base = svc.url
 	for _, sc := range b.scenarios() {
-		if !selected(o.only, sc.name) {
+		if !selected(b.o.only, sc.name) {
 			continue
 		}
-		if sc.reset == nil {
-			sc.reset = b.resetDue
+		r, err := b.runScenario(ctx, sc, svc, pg)
+		if err != nil {
+			return err
 		}
-		concs := o.conc
-		if sc.concs != nil {
-			concs = sc.concs
+		rep.results = append(rep.results, r...)
+	}
+	if rep.peak, err = svc.peakRSS(); err != nil {
+		return err
+	}
+	rep.plan, err = explainDue(ctx, b.pool)
+	return err
+}
+
+// adminPhase runs the admin and insight endpoints and the export against
+// personas-admin.
+func (b *bench) adminPhase(ctx context.Context, dsn string, pg *pgMeter, rep *report) error {
+	adm, err := startAdmin(ctx, b.o, dsn)
+	if err != nil {
+		return err
+	}
+	defer adm.stop()
+	b.admin = adm
+	scs, err := b.adminScenarios(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sc := range scs {
+		if !selected(b.o.only, sc.name) {
+			continue
 		}
-		for _, c := range concs {
-			var sv, rw samples
-			// Alternate the sides round by round (S R, R S, ...), so that drift
-			// on the shared machine (checkpoints, autovacuum) hits both alike.
-			for round := range o.rounds {
-				sides := []bool{true, false}
-				if round%2 == 1 {
-					sides = []bool{false, true}
+		r, err := b.runScenario(ctx, sc, adm.admin, pg)
+		if err != nil {
+			return err
+		}
+		rep.results = append(rep.results, r...)
+	}
+	if !b.o.big && selected(b.o.only, "export actions") {
+		exp, err := b.measureExport(ctx, pg)
+		if err != nil {
+			return err
+		}
+		rep.export = &exp
+	}
+	return nil
+}
+
+// runScenario runs one scenario at each of its concurrencies, -rounds
+// rounds, alternating which side goes first.
+func (b *bench) runScenario(ctx context.Context, sc scenario, internal *service, pg *pgMeter) ([]result, error) {
+	if sc.reset == nil {
+		sc.reset = b.resetDue
+	}
+	proc := internal
+	if sc.proc != nil {
+		proc = sc.proc
+	}
+	concs := b.o.conc
+	if sc.concs != nil {
+		concs = sc.concs
+	}
+	var out []result
+	for _, c := range concs {
+		var sv, rw samples
+		// Alternate the sides round by round (S R, R S, ...), so that drift
+		// on the shared machine (checkpoints, autovacuum) hits both alike.
+		rounds := b.o.rounds
+		if sc.rounds > 0 {
+			rounds = min(rounds, sc.rounds)
+		}
+		for round := range rounds {
+			sides := []bool{true, false}
+			if round%2 == 1 {
+				sides = []bool{false, true}
+			}
+			for _, isService := range sides {
+				if err := sc.reset(ctx); err != nil {
+					return nil, err
 				}
-				for _, isService := range sides {
-					if err := sc.reset(ctx); err != nil {
-						return err
+				side, fn, smp := "raw", sc.raw, &rw
+				if isService {
+					side, fn, smp = "service", sc.service, &sv
+				}
+				logf("%s c=%d %s (round %d)", sc.name, c, side, round+1)
+				if sc.rss && isService {
+					if err := proc.resetPeak(); err != nil {
+						return nil, err
 					}
-					side, fn, smp := "raw", sc.raw, &rw
-					if isService {
-						side, fn, smp = "service", sc.service, &sv
-					}
-					logf("%s c=%d %s (round %d)", sc.name, c, side, round+1)
-					cpu0, err := svc.cpuTime()
-					if err != nil {
-						return err
-					}
-					pg0, err := pg.snapshot(ctx)
-					if err != nil {
-						return err
-					}
-					if err := smp.run(ctx, b, c, sc.budget, fn); err != nil {
-						return fmt.Errorf("%s %s: %w", sc.name, side, err)
-					}
-					pg1, err := pg.snapshot(ctx)
-					if err != nil {
-						return err
-					}
-					cpu1, err := svc.cpuTime()
-					if err != nil {
-						return err
-					}
-					smp.pgCPU += pg1.since(pg0)
-					if isService {
-						smp.cpu += cpu1 - cpu0
+				}
+				cpu0, err := proc.cpuTime()
+				if err != nil {
+					return nil, err
+				}
+				pg0, err := pg.snapshot(ctx)
+				if err != nil {
+					return nil, err
+				}
+				if err := smp.run(ctx, b, c, sc.budget, fn, sc.tolerate); err != nil {
+					return nil, fmt.Errorf("%s %s: %w", sc.name, side, err)
+				}
+				pg1, err := pg.snapshot(ctx)
+				if err != nil {
+					return nil, err
+				}
+				cpu1, err := proc.cpuTime()
+				if err != nil {
+					return nil, err
+				}
+				smp.pgCPU += pg1.since(pg0)
+				if isService {
+					smp.cpu += cpu1 - cpu0
+					if sc.rss {
+						peak, err := proc.peakRSS()
+						if err != nil {
+							return nil, err
+						}
+						smp.peak = max(smp.peak, peak)
 					}
 				}
 			}
-			results = append(results, result{scenario: sc.name, conc: c, svc: sv.stats(), raw: rw.stats()})
 		}
+		out = append(out, result{scenario: sc.name, conc: c, svc: sv.stats(), raw: rw.stats(),
+			admin: sc.proc != nil, peak: sv.peak, statements: sc.statements})
 	}
-	o.loadEnd = loadAvg()
-	peak, err := svc.peakRSS()
-	if err != nil {
-		return err
-	}
-	plan, err := explainDue(ctx, pool)
-	if err != nil {
-		return err
-	}
-	return writeReport(ctx, o, pool, results, peak, plan)
-}
-
-// seed builds the bench database from scratch with server-side SQL.
-func seed(ctx context.Context, server, dsn string, o options) error {
-	admin, err := pgx.Connect(ctx, server)
-	if err != nil {
-		return err
-	}
-	defer admin.Close(ctx)
-	logf("creating %s", o.db)
-	if _, err := admin.Exec(ctx, `DROP DATABASE IF EXISTS `+o.db+` WITH (FORCE)`); err != nil {
-		return err
-	}
-	if _, err := admin.Exec(ctx, `CREATE DATABASE `+o.db); err != nil {
-		return err
-	}
-	db, err := personas.OpenDB(dsn, personas.PoolConfig{MaxConns: 2})
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if _, err := personas.Migrate(ctx, db); err != nil {
-		return err
-	}
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	logf("seeding %d personas (%d due) and %d actions", o.personas, o.due, o.actions)
-	steps := []struct {
-		sql  string
-		args []any
-	}{
-		// Due personas have never been active nor done; the rest were
-		// active within the last 23 hours and are done for today (daily
-		// cadence, calendar day: not due until 00:00 UTC).
-		{`INSERT INTO personas.personas (user_id, email, name, archetype, system_prompt, module_mix, tick_cadence, last_active_at, last_done_at, created_at)
-SELECT 'bench-' || lpad(i::text, 6, '0'), 'persona.bench' || i || '@mana.test', 'Bench ' || i,
-       (ARRAY['adhd-student','ceo-busy','creative-parent','solo-dev','researcher','freelancer','overwhelmed-newbie'])[1 + i % 7],
-       'Du bist eine Testperson Nummer ' || i || '. ' || repeat('Du nutzt Mana jeden Tag für Aufgaben, Notizen und dein Journal. ', 5),
-       '{"todo":0.4,"notes":0.3,"journal":0.3}', 'daily',
-       CASE WHEN i <= $2 THEN NULL ELSE now() - ((i % 1380) + 1) * interval '1 minute' END,
-       CASE WHEN i <= $2 THEN NULL ELSE now() END,
-       now() - i * interval '1 second'
-  FROM generate_series(1, $1) AS i`, []any{o.personas, o.due}},
-		{`INSERT INTO personas.persona_actions (id, persona_id, tick_id, seq, tool_name, input_hash, result, error_message, latency_ms, created_at)
-SELECT 'seed-' || (g / 20) || '-' || (g % 20) || '-tool' || (g % 13),
-       'bench-' || lpad((1 + g % $2)::text, 6, '0'), 'seed-' || (g / 20), g % 20, 'tool' || (g % 13),
-       md5(g::text), CASE WHEN g % 17 = 0 THEN 'error' ELSE 'ok' END,
-       CASE WHEN g % 17 = 0 THEN 'tool failed' END, g % 900,
-       now() - (g % 20160) * interval '1 minute'
-  FROM generate_series(0, $1 - 1) AS g`, []any{o.actions, o.personas}},
-		{`INSERT INTO personas.persona_activity_hourly (persona_id, hour, actions)
-SELECT persona_id, date_trunc('hour', created_at), count(*) FROM personas.persona_actions GROUP BY 1, 2`, nil},
-		{`VACUUM ANALYZE personas.personas`, nil},
-		{`VACUUM ANALYZE personas.persona_actions`, nil},
-		{`VACUUM ANALYZE personas.persona_activity_hourly`, nil},
-	}
-	for _, st := range steps {
-		if _, err := conn.Exec(ctx, st.sql, st.args...); err != nil {
-			return fmt.Errorf("%.60s: %w", st.sql, err)
-		}
-	}
-	return nil
+	return out, nil
 }
 
 type service struct {
@@ -309,31 +354,50 @@ type service struct {
 	log *os.File
 }
 
-func startService(ctx context.Context, bin, dsn string) (*service, error) {
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	logFile, err := os.CreateTemp("", "personas-internal-bench-*.log")
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "DATABASE_URL="+dsn,
+// startService starts personas-internal against the bench database.
+func startService(ctx context.Context, bin, dsn string, port int) (*service, error) {
+	return startProcess(ctx, bin, nil, port, "/readyz", "DATABASE_URL="+dsn,
 		"MANA_SERVICE_KEY="+benchKey, "PERSONAS_AUTO_MIGRATE=false", "LOG_LEVEL="+logLevel(), "NODE_ENV=production",
 		"PERSONAS_DB_MAX_CONNS=32",
 		// As in its Kubernetes pod: the CPU limit there is 500m, from which
 		// Go (1.25+) derives GOMAXPROCS=1.
 		"GOMAXPROCS=1")
+}
+
+// freePort is port when it is set, or a free loopback port.
+func freePort(ctx context.Context, port int) (int, error) {
+	if port > 0 {
+		return port, nil
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startProcess starts bin with args on 127.0.0.1:port (0: a free port),
+// the environment plus env (which wins), its output to a temporary log, and
+// waits until readyPath answers 200.
+func startProcess(ctx context.Context, bin string, args []string, port int, readyPath string, env ...string) (*service, error) {
+	port, err := freePort(ctx, port)
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.CreateTemp("", "personas-bench-*.log")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, args...) //nolint:gosec // the operator's -bin flags name the programs
+	cmd.Env = append(os.Environ(), append([]string{"LISTEN_HOST=127.0.0.1", "PORT=" + strconv.Itoa(port)}, env...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s (run make build): %w", bin, err)
 	}
 	s := &service{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), log: logFile}
-	for range 100 {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/readyz", nil)
+	for range 150 {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url+readyPath, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()
@@ -343,15 +407,20 @@ func startService(ctx context.Context, bin, dsn string) (*service, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	tail, _ := os.ReadFile(logFile.Name())
 	s.stop()
-	return nil, fmt.Errorf("service did not become ready; log: %s", logFile.Name())
+	return nil, fmt.Errorf("%s did not become ready at %s; its log:\n%s", bin, s.url+readyPath, tail[max(0, len(tail)-2000):])
 }
 
 func (s *service) stop() {
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	_ = s.cmd.Wait()
 	_ = s.log.Close()
-	_ = os.Remove(s.log.Name())
+	if os.Getenv("BENCH_KEEP_LOGS") != "" {
+		logf("kept the log of %s: %s", s.cmd.Path, s.log.Name())
+		return
+	}
+	_ = os.Remove(s.log.Name()) //nolint:gosec // the temporary file this program created
 }
 
 // cpuTime reads the service's CPU time so far (user + system).
@@ -376,6 +445,11 @@ func procCPU(pid int) (time.Duration, error) {
 		return 0, err
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// resetPeak resets the process's VmHWM to its current RSS (clear_refs 5).
+func (s *service) resetPeak() error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0)
 }
 
 // peakRSS reads the service's high-water resident set size (VmHWM).
@@ -407,6 +481,7 @@ type bench struct {
 	// failure policy is the default, as the service's is here (the bench
 	// sets no PERSONAS_BACKOFF_* or PERSONAS_QUARANTINE_AFTER).
 	binder *personas.Store
+	admin  *adminSide
 }
 
 // op performs one request (or statement) and reports failure.
@@ -419,6 +494,17 @@ type scenario struct {
 	service op
 	raw     op
 	reset   func(ctx context.Context) error
+	// proc is the service process whose CPU (and, with rss, peak RSS)
+	// is measured; nil: personas-internal.
+	proc       *service
+	rss        bool
+	statements []captured
+	// tolerate: a failed call (e.g. a 503 past the request deadline) is
+	// counted and the run goes on.
+	tolerate bool
+	// rounds, when set, caps -rounds (an even number keeps the sides
+	// balanced: S R, R S).
+	rounds int
 }
 
 // bind returns one of the store's statements with the arguments the store
@@ -601,13 +687,34 @@ func (b *bench) rawTickCycle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The claim's columns by name: their positions change as the claim
+	// gains fields.
+	idCol, tokenCol := -1, -1
+	for i, f := range rows.FieldDescriptions() {
+		switch f.Name {
+		case "user_id":
+			idCol = i
+		case "lease_token":
+			tokenCol = i
+		}
+	}
+	if idCol < 0 || tokenCol < 0 {
+		rows.Close()
+		return errors.New("tick cycle: the claim returns no user_id or lease_token column")
+	}
 	for rows.Next() {
 		vals, err := rows.Values()
 		if err != nil {
 			rows.Close()
 			return err
 		}
-		id, token = vals[0].(string), vals[8].(string)
+		var ok1, ok2 bool
+		id, ok1 = vals[idCol].(string)
+		token, ok2 = vals[tokenCol].(string)
+		if !ok1 || !ok2 {
+			rows.Close()
+			return fmt.Errorf("tick cycle: the claim's user_id or lease_token is not text (%T, %T)", vals[idCol], vals[tokenCol])
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -746,6 +853,7 @@ type stats struct {
 	n        int
 	elapsed  time.Duration
 	p50, p99 time.Duration
+	failed   int // calls that failed, not timed (scenarios that tolerate failures)
 }
 
 func (s stats) rps() float64 { return float64(s.n) / s.elapsed.Seconds() }
@@ -757,24 +865,39 @@ type samples struct {
 	ops     int           // including warm-up, for CPU per request
 	cpu     time.Duration // service process CPU over the runs
 	pgCPU   time.Duration // PostgreSQL backends' CPU over the runs
+	peak    int64         // the service's VmHWM, highest over the runs (when measured)
+	failed  int           // calls that failed (scenarios that tolerate failures)
 }
 
-func (s *samples) run(ctx context.Context, b *bench, c, budget int, fn op) error {
-	lat, elapsed, warm, err := b.load(ctx, c, budget, fn)
+func (s *samples) run(ctx context.Context, b *bench, c, budget int, fn op, tolerate bool) error {
+	var failed *atomic.Int64
+	if tolerate {
+		failed = new(atomic.Int64)
+	}
+	lat, elapsed, warm, err := b.load(ctx, c, budget, fn, failed)
 	if err != nil {
 		return err
 	}
 	s.lat = append(s.lat, lat...)
 	s.elapsed += elapsed
 	s.ops += len(lat) + warm
+	if failed != nil {
+		s.failed += int(failed.Load())
+		s.ops += int(failed.Load())
+	}
 	return nil
 }
 
 func (s *samples) stats() stats {
 	all := slices.Clone(s.lat)
 	slices.Sort(all)
-	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*p))] }
-	st := stats{n: len(all), elapsed: s.elapsed, p50: pct(0.50), p99: pct(0.99)}
+	pct := func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[min(len(all)-1, int(float64(len(all))*p))]
+	}
+	st := stats{n: len(all), elapsed: s.elapsed, p50: pct(0.50), p99: pct(0.99), failed: s.failed}
 	if s.ops > 0 {
 		st.cpuPerOp = s.cpu / time.Duration(s.ops)
 		st.pgPerOp = s.pgCPU / time.Duration(s.ops)
@@ -784,11 +907,18 @@ func (s *samples) stats() stats {
 
 // load runs fn from c workers until the duration (or the budget) is spent,
 // after a few warm-up calls; it returns the measured latencies.
-func (b *bench) load(ctx context.Context, c, budget int, fn op) ([]time.Duration, time.Duration, int, error) {
+//
+// With failed not nil, a failed call is counted there (and not timed)
+// instead of ending the run.
+func (b *bench) load(ctx context.Context, c, budget int, fn op, failed *atomic.Int64) ([]time.Duration, time.Duration, int, error) {
+	fn = safe(fn)
 	warm := min(c, 4)
 	for range warm {
 		if err := fn(ctx); err != nil {
-			return nil, 0, 0, err
+			if failed == nil {
+				return nil, 0, 0, err
+			}
+			failed.Add(1)
 		}
 	}
 	if budget > 0 {
@@ -808,6 +938,10 @@ func (b *bench) load(ctx context.Context, c, budget int, fn op) ([]time.Duration
 				}
 				t0 := time.Now()
 				if err := fn(ctx); err != nil {
+					if failed != nil {
+						failed.Add(1)
+						continue
+					}
 					errs[w] = err
 					return
 				}
@@ -821,16 +955,35 @@ func (b *bench) load(ctx context.Context, c, budget int, fn op) ([]time.Duration
 		return nil, 0, 0, err
 	}
 	all := slices.Concat(lat...)
-	if len(all) == 0 {
+	if len(all) == 0 && failed == nil {
 		return nil, 0, 0, errors.New("no operation completed")
 	}
 	return all, elapsed, warm, nil
+}
+
+// safe turns a panic of fn into its error, so that a broken scenario ends
+// the run with a message instead of hanging it (a panicking worker leaves a
+// pooled connection held, and closing the pool would wait for it).
+func safe(fn op) op {
+	return func(ctx context.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		return fn(ctx)
+	}
 }
 
 type result struct {
 	scenario string
 	conc     int
 	svc, raw stats
+	admin    bool  // a personas-admin scenario
+	peak     int64 // the service's VmHWM during the scenario (admin scenarios)
+	// statements are those of the raw side (admin scenarios: captured
+	// from the store, or a Bind name).
+	statements []captured
 }
 
 func explainDue(ctx context.Context, pool *pgxpool.Pool) (string, error) {
@@ -848,94 +1001,6 @@ func explainDue(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
-
-func writeReport(ctx context.Context, o options, pool *pgxpool.Pool, results []result, peak int64, plan string) error {
-	var pgVersion string
-	if err := pool.QueryRow(ctx, `SHOW server_version`).Scan(&pgVersion); err != nil {
-		return err
-	}
-	cpu := "unknown CPU"
-	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(raw), "\n") {
-			if v, ok := strings.CutPrefix(line, "model name"); ok {
-				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
-	}
-	command := strings.Join(append([]string{"go run ./services/personas-bench"}, os.Args[1:]...), " ")
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Benchmarks\n\n")
-	fmt.Fprintf(&b, "Produced by `make bench` (that is: `%s`\n", command)
-	fmt.Fprintf(&b, "with `DATABASE_URL` from `deploy/scripts/db.sh`, then `deploy/scripts/gobench.sh BENCHMARKS.md`) on %s.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), %s; PostgreSQL %s, default settings.\n", runtime.NumCPU(), cpu, runtime.Version(), pgVersion)
-	fmt.Fprintf(&b, "- **The load generator, the service and PostgreSQL share the same %d CPUs.** Absolute figures are\n", runtime.NumCPU())
-	fmt.Fprintf(&b, "  bounded by that; the ratio column (service ÷ raw, measured in the same run) is the figure to compare.\n")
-	fmt.Fprintf(&b, "- **Caveat: other work (other sessions' test suites, on other databases of the same PostgreSQL server)\n")
-	fmt.Fprintf(&b, "  was running on this machine during the run.** It takes CPU from both sides alike at random moments;\n")
-	fmt.Fprintf(&b, "  alternating the sides round by round spreads it over both, but absolute figures are lower and noisier\n")
-	fmt.Fprintf(&b, "  than on an idle machine, and a ratio can move by several points between runs. Load average\n")
-	fmt.Fprintf(&b, "  (/proc/loadavg, 1 and 5 min) when the load phase began: %s; when it ended: %s.\n", o.loadStart, o.loadEnd)
-	fmt.Fprintf(&b, "- Data: %d personas (%d due), %d actions seeded. Each scenario and concurrency runs %d rounds of %s per side,\n", o.personas, o.due, o.actions, o.rounds, o.duration)
-	fmt.Fprintf(&b, "  alternating which side goes first (S R, R S, ...); figures pool all rounds.\n")
-	fmt.Fprintf(&b, "- *service*: HTTP to `bin/personas-internal` (NODE_ENV=production, JSON access logs at info to a file, pool of 32,\n")
-	fmt.Fprintf(&b, "  GOMAXPROCS=1 as in its pod, whose 500m CPU limit makes Go choose 1). *service CPU* is the service process's\n")
-	fmt.Fprintf(&b, "  user+system time per operation (from /proc), the share of the machine the service itself takes.\n")
-	fmt.Fprintf(&b, "  *raw*: the store's own statements with the store's own arguments (`personas.Store.Bind`, which the store's\n")
-	fmt.Fprintf(&b, "  methods run too), sent with pgx straight to PostgreSQL at the same concurrency; the statements of each\n")
-	fmt.Fprintf(&b, "  operation are listed below.\n")
-	fmt.Fprintf(&b, "- *PG CPU* is the user+system time per operation of the PostgreSQL backends serving the bench database\n")
-	fmt.Fprintf(&b, "  (their pids from `pg_stat_activity`, their CPU from /proc; background processes such as the WAL writer,\n")
-	fmt.Fprintf(&b, "  checkpointer and autovacuum are not counted).\n")
-	fmt.Fprintf(&b, "- One operation of the *tick cycle* is one runner's whole tick: claim 1 → start the tick → 2 batches of 10\n")
-	fmt.Fprintf(&b, "  actions → 4 ratings → finish ok, all under the claim's lease token (6 HTTP requests; 14 statements, 9 of\n")
-	fmt.Fprintf(&b, "  them in 2 transactions): its ops/s are cycles/s and its CPU columns are per cycle.\n")
-	fmt.Fprintf(&b, "- Claims are bounded to %d requests and tick cycles to %d per run so the due set never runs dry; leases\n",
-		o.due/o.claimLimit*9/10, o.due*9/10)
-	fmt.Fprintf(&b, "  are ended and the due personas made due again before every run.\n\n")
-	b.WriteString("| scenario | conns | service ops/s | p50 ms | p99 ms | service CPU µs/op | service PG CPU µs/op | raw ops/s | p50 ms | p99 ms | raw PG CPU µs/op | service/raw throughput |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %s | %d | %d | %.0f | %s | %s | %d | %.0f%% |\n", r.scenario, r.conc,
-			r.svc.rps(), ms(r.svc.p50), ms(r.svc.p99), r.svc.cpuPerOp.Microseconds(), r.svc.pgPerOp.Microseconds(),
-			r.raw.rps(), ms(r.raw.p50), ms(r.raw.p99), r.raw.pgPerOp.Microseconds(), 100*r.svc.rps()/r.raw.rps())
-	}
-	fmt.Fprintf(&b, "\nService peak RSS (VmHWM) over the whole run: **%.1f MB**.\n", float64(peak)/1e6)
-	b.WriteString("\n## Targets (issues 2 and 10)\n\n| target | measured | met |\n| --- | --- | --- |\n")
-	for _, r := range results {
-		ratio := 100 * r.svc.rps() / r.raw.rps()
-		switch {
-		case strings.HasPrefix(r.scenario, "POST actions") && r.conc == slices.Max(o.conc):
-			fmt.Fprintf(&b, "| POST actions ≥ 70%% of raw throughput (%d conns) | %.0f%% | %s |\n", r.conc, ratio, yes(ratio >= 70))
-		case strings.HasPrefix(r.scenario, "GET /due (limit 1000") && r.conc == 1:
-			fmt.Fprintf(&b, "| GET /due, 1,000 due, p99 ≤ 20 ms at 1 conn | %s ms | %s |\n", ms(r.svc.p99), yes(r.svc.p99 <= 20*time.Millisecond))
-		case r.scenario == tickCycleName:
-			fmt.Fprintf(&b, "| tick cycle ≥ 70%% of raw throughput (%d conns) | %.0f%% | %s |\n", r.conc, ratio, yes(ratio >= 70))
-		}
-	}
-	fmt.Fprintf(&b, "| service RSS ≤ 60 MB under load | %.1f MB | %s |\n", float64(peak)/1e6, yes(peak <= 60e6))
-	b.WriteString("\nRatios still move by a few points between runs on this shared machine (PostgreSQL's fsync,\n")
-	b.WriteString("checkpoints and autovacuum, the scheduler, the other work named above): that is why the sides alternate\n")
-	b.WriteString("round by round. Rerun `make bench` before drawing conclusions from a small difference; to rerun one\n")
-	b.WriteString("scenario, `-only` takes comma-separated parts of scenario names, e.g.\n")
-	b.WriteString("`go run ./services/personas-bench -out /tmp/bench.md -only 'tick cycle'`.\n")
-	b.WriteString("\n## Statements per operation\n\nBoth sides issue the same statements with the same arguments (`personas.Store.Bind`;\n")
-	b.WriteString("names as in `personas.BindNames`), all as cached prepared statements, each a round trip of its own.\n\n")
-	b.WriteString("| scenario | statements |\n| --- | --- |\n")
-	b.WriteString("| POST actions | insertActions |\n| POST feedback | insertFeedback |\n| GET /due | sweep, due |\n| POST /due/claim | sweep, claim |\n")
-	b.WriteString("| tick cycle | sweep, claim; BEGIN, lockLease, startTick, bindTick, getTick, COMMIT; insertActions ×2; insertFeedback;" +
-		" BEGIN, lockLease, tickStatus, finishTick, finishPersona, getTick, COMMIT |\n")
-	fmt.Fprintf(&b, "\n## Plan of the due query (%d personas, EXPLAIN ANALYZE)\n\n```\n%s\n```\n", o.personas, plan)
-	fmt.Fprintf(&b, "\nThe walk over `personas_due_idx` stops at the limit; the cadence and lease are per-row filters.\n")
-	//nolint:gosec // a report committed to the repo, meant to be read
-	if err := os.WriteFile(o.out, []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	logf("wrote %s", o.out)
-	fmt.Print(b.String())
-	return nil
-}
 
 // loadAvg is the machine's 1- and 5-minute load average.
 func loadAvg() string {
