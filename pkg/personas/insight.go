@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -226,7 +227,34 @@ func (s *Store) ModulesSummary(ctx context.Context, q ModulesQuery) (ModulesResu
 		PSum     int64     `bun:"psum"`
 		PSumSq   int64     `bun:"psum_sq"`
 	}
-	err := s.db.NewRaw(`
+	var err error
+	if len(q.Tags.Include) == 0 && len(q.Tags.Exclude) == 0 {
+		// Everyone: the sums from the fleet rollup; the personas and the
+		// last rating need the per-persona rows, of the window only.
+		err = s.db.NewRaw(`
+SELECT f.module, f.n, f.sum, f.sum_sq, f.r1, f.r2, f.r3, f.r4, f.r5, COALESCE(d.personas, 0) AS personas, d.last_at,
+       f.pn, f.psum, f.psum_sq
+  FROM (SELECT r.module,
+               COALESCE(sum(r.n) FILTER (WHERE r.day >= ?1), 0) AS n,
+               COALESCE(sum(r.sum) FILTER (WHERE r.day >= ?1), 0) AS sum,
+               COALESCE(sum(r.sum_sq) FILTER (WHERE r.day >= ?1), 0) AS sum_sq,
+               COALESCE(sum(r.r1) FILTER (WHERE r.day >= ?1), 0) AS r1, COALESCE(sum(r.r2) FILTER (WHERE r.day >= ?1), 0) AS r2,
+               COALESCE(sum(r.r3) FILTER (WHERE r.day >= ?1), 0) AS r3, COALESCE(sum(r.r4) FILTER (WHERE r.day >= ?1), 0) AS r4,
+               COALESCE(sum(r.r5) FILTER (WHERE r.day >= ?1), 0) AS r5,
+               COALESCE(sum(r.n) FILTER (WHERE r.day < ?1), 0) AS pn,
+               COALESCE(sum(r.sum) FILTER (WHERE r.day < ?1), 0) AS psum,
+               COALESCE(sum(r.sum_sq) FILTER (WHERE r.day < ?1), 0) AS psum_sq
+          FROM personas.rating_fleet_daily AS r
+         WHERE r.day >= ?0 AND r.day <= ?2
+         GROUP BY r.module
+        HAVING sum(r.n) FILTER (WHERE r.day >= ?1) > 0) AS f
+  LEFT JOIN (SELECT r.module, count(DISTINCT r.persona_id) AS personas, max(r.last_at) AS last_at
+               FROM personas.rating_daily AS r
+              WHERE r.day >= ?1 AND r.day <= ?2
+              GROUP BY r.module) AS d ON d.module = f.module
+ ORDER BY f.module`, prevFrom, from, today).Scan(ctx, &rows)
+	} else {
+		err = s.db.NewRaw(`
 SELECT r.module,
        COALESCE(sum(r.n) FILTER (WHERE r.day >= ?1), 0) AS n,
        COALESCE(sum(r.sum) FILTER (WHERE r.day >= ?1), 0) AS sum,
@@ -245,6 +273,7 @@ SELECT r.module,
  GROUP BY r.module
 HAVING sum(r.n) FILTER (WHERE r.day >= ?1) > 0
  ORDER BY r.module`, prevFrom, from, today, inc, exc).Scan(ctx, &rows)
+	}
 	if err != nil {
 		return ModulesResult{}, fmt.Errorf("modules summary: %w", translate(err))
 	}
@@ -484,8 +513,36 @@ func (s *Store) ModuleTrend(ctx context.Context, q TrendQuery) (Trend, error) {
 	if q.Bucket == BucketWeek {
 		trunc = "date_trunc('week', r.day)::date"
 	}
+	vexc := pgdialect.Array(normTags(q.VerdictExclude))
 	var rows []bucketRow
-	err := s.db.NewRaw(`
+	var err error
+	if q.Archetype == "" && q.Cadence == "" && q.Persona == "" && len(q.Tags.Include) == 0 {
+		// No filter needs the persona: the fleet rollup, less the rows of
+		// the personas left out of the buckets or the verdict (few).
+		err = s.db.NewRaw(`
+SELECT `+strings.ReplaceAll(trunc, "r.", "x.")+` AS start,
+       COALESCE(sum(x.n) FILTER (WHERE x.agg), 0) AS n, COALESCE(sum(x.sum) FILTER (WHERE x.agg), 0) AS sum,
+       COALESCE(sum(x.sum_sq) FILTER (WHERE x.agg), 0) AS sum_sq,
+       COALESCE(sum(x.r1) FILTER (WHERE x.agg), 0) AS r1, COALESCE(sum(x.r2) FILTER (WHERE x.agg), 0) AS r2,
+       COALESCE(sum(x.r3) FILTER (WHERE x.agg), 0) AS r3, COALESCE(sum(x.r4) FILTER (WHERE x.agg), 0) AS r4,
+       COALESCE(sum(x.r5) FILTER (WHERE x.agg), 0) AS r5,
+       COALESCE(sum(x.n) FILTER (WHERE x.verdict), 0) AS vn, COALESCE(sum(x.sum) FILTER (WHERE x.verdict), 0) AS vsum,
+       COALESCE(sum(x.sum_sq) FILTER (WHERE x.verdict), 0) AS vsum_sq
+  FROM (SELECT f.day, f.n, f.sum, f.sum_sq, f.r1, f.r2, f.r3, f.r4, f.r5, true AS agg, true AS verdict
+          FROM personas.rating_fleet_daily AS f
+         WHERE f.module = ?0 AND f.day >= ?1 AND f.day <= ?2
+        UNION ALL
+        SELECT r.day, -r.n, -r.sum, -r.sum_sq, -r.r1, -r.r2, -r.r3, -r.r4, -r.r5,
+               p.tags && ?3::text[] AS agg, p.tags && ?4::text[] AS verdict
+          FROM personas.rating_daily AS r
+          JOIN personas.personas AS p ON p.user_id = r.persona_id
+         WHERE r.persona_id = ANY(ARRAY(SELECT e.user_id FROM personas.personas AS e
+                                         WHERE e.tags && (?3::text[] || ?4::text[])))
+           AND r.module = ?0 AND r.day >= ?1 AND r.day <= ?2) AS x
+ GROUP BY 1
+ ORDER BY 1`, q.Module, lo, hi, exc, vexc).Scan(ctx, &rows)
+	} else {
+		err = s.db.NewRaw(`
 SELECT `+trunc+` AS start,
        COALESCE(sum(r.n) FILTER (WHERE f.agg), 0) AS n, COALESCE(sum(r.sum) FILTER (WHERE f.agg), 0) AS sum,
        COALESCE(sum(r.sum_sq) FILTER (WHERE f.agg), 0) AS sum_sq,
@@ -500,8 +557,8 @@ SELECT `+trunc+` AS start,
  WHERE r.module = ?0 AND r.day >= ?1 AND r.day <= ?2
    AND (?6 = '' OR p.archetype = ?6) AND (?7 = '' OR p.tick_cadence = ?7) AND (?8 = '' OR r.persona_id = ?8)
  GROUP BY 1
- ORDER BY 1`, q.Module, lo, hi, inc, exc, pgdialect.Array(normTags(q.VerdictExclude)),
-		q.Archetype, string(q.Cadence), q.Persona).Scan(ctx, &rows)
+ ORDER BY 1`, q.Module, lo, hi, inc, exc, vexc, q.Archetype, string(q.Cadence), q.Persona).Scan(ctx, &rows)
+	}
 	if err != nil {
 		return Trend{}, fmt.Errorf("module trend: %w", translate(err))
 	}
@@ -594,11 +651,18 @@ func (s *Store) flaggedModules(ctx context.Context) ([]FlaggedModule, error) {
 		Start  time.Time `bun:"start"`
 		moments
 	}
+	// The fleet rollup less the excluded personas' own rows (few: the
+	// chaos personas).
 	err := s.db.NewRaw(`
-SELECT r.module, date_trunc('week', r.day)::date AS start, sum(r.n) AS n, sum(r.sum) AS sum, sum(r.sum_sq) AS sum_sq
-  FROM personas.rating_daily AS r
-  JOIN personas.personas AS p ON p.user_id = r.persona_id
- WHERE r.day >= ?0 AND r.day < ?1 AND NOT (p.tags && ?2::text[])
+SELECT x.module, date_trunc('week', x.day)::date AS start, sum(x.n) AS n, sum(x.sum) AS sum, sum(x.sum_sq) AS sum_sq
+  FROM (SELECT f.module, f.day, f.n, f.sum, f.sum_sq
+          FROM personas.rating_fleet_daily AS f
+         WHERE f.day >= ?0 AND f.day < ?1
+        UNION ALL
+        SELECT r.module, r.day, -r.n, -r.sum, -r.sum_sq
+          FROM personas.rating_daily AS r
+         WHERE r.persona_id = ANY(ARRAY(SELECT p.user_id FROM personas.personas AS p WHERE p.tags && ?2::text[]))
+           AND r.day >= ?0 AND r.day < ?1) AS x
  GROUP BY 1, 2`, vfrom, current, pgdialect.Array(DefaultVerdictExclude)).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("flagged modules: %w", translate(err))
@@ -689,17 +753,21 @@ func (s *Store) Tools(ctx context.Context, w Window) (ToolsResult, error) {
 	}
 	today, from, prevFrom := s.days(w)
 	var rows []struct {
-		ToolName   string `bun:"tool_name"`
-		Cur        bool   `bun:"cur"`
-		Calls      int64  `bun:"calls"`
-		Errors     int64  `bun:"errors"`
-		LatencyN   int64  `bun:"latency_n"`
-		LatencySum int64  `bun:"latency_sum"`
+		ToolName   string  `bun:"tool_name"`
+		Cur        bool    `bun:"cur"`
+		Calls      int64   `bun:"calls"`
+		Errors     int64   `bun:"errors"`
+		LatencyN   int64   `bun:"latency_n"`
+		LatencySum int64   `bun:"latency_sum"`
+		Hist       []int64 `bun:"hist,array"`
 	}
+	// The fleet rollup (no persona filter here); the histogram is summed
+	// index by index, only over the window itself.
 	err := s.db.NewRaw(`
 SELECT d.tool_name, d.day >= ?1 AS cur, sum(d.calls) AS calls, sum(d.errors) AS errors,
-       sum(d.latency_n) AS latency_n, sum(d.latency_sum) AS latency_sum
-  FROM personas.action_daily AS d
+       sum(d.latency_n) AS latency_n, sum(d.latency_sum) AS latency_sum,
+       CASE WHEN d.day >= ?1 THEN `+histogramSum("d.latency_hist")+` END AS hist
+  FROM personas.action_fleet_daily AS d
  WHERE d.day >= ?0 AND d.day <= ?2
  GROUP BY 1, 2`, prevFrom, from, today).Scan(ctx, &rows)
 	if err != nil {
@@ -725,24 +793,10 @@ SELECT d.tool_name, d.day >= ?1 AS cur, sum(d.calls) AS calls, sum(d.errors) AS 
 		t.Errors += r.Errors
 		t.latN += r.LatencyN
 		t.latSum += r.LatencySum
-	}
-	var hist []struct {
-		ToolName string `bun:"tool_name"`
-		I        int    `bun:"i"`
-		C        int64  `bun:"c"`
-	}
-	err = s.db.NewRaw(`
-SELECT d.tool_name, u.i, sum(u.c) AS c
-  FROM personas.action_daily AS d
- CROSS JOIN LATERAL unnest(d.latency_hist) WITH ORDINALITY AS u(c, i)
- WHERE d.day >= ?0 AND d.day <= ?1 AND d.latency_n > 0
- GROUP BY 1, 2`, from, today).Scan(ctx, &hist)
-	if err != nil {
-		return ToolsResult{}, fmt.Errorf("tool latencies: %w", translate(err))
-	}
-	for _, h := range hist {
-		if t := get(tools, h.ToolName); h.I >= 1 && h.I <= len(t.hist) {
-			t.hist[h.I-1] += h.C
+		for i, c := range r.Hist {
+			if i < len(t.hist) {
+				t.hist[i] += c
+			}
 		}
 	}
 	var groups []struct {
@@ -866,6 +920,16 @@ func histogramQuantile(hist []int64, q float64) float64 {
 		seen += float64(c)
 	}
 	return float64(LatencyThresholds[len(LatencyThresholds)-1])
+}
+
+// histogramSum sums the latency histograms in column col index by index,
+// as a bigint[] (cheaper than unnesting them).
+func histogramSum(col string) string {
+	parts := make([]string, len(LatencyThresholds)+1)
+	for i := range parts {
+		parts[i] = "sum(" + col + "[" + strconv.Itoa(i+1) + "])"
+	}
+	return "ARRAY[" + strings.Join(parts, ", ") + "]::bigint[]"
 }
 
 // ---- overview -----------------------------------------------------------
@@ -997,7 +1061,7 @@ SELECT count(*) AS total, count(*) FILTER (WHERE `+enabledSQL+`) AS enabled,
 	}
 
 	err = s.db.NewRaw(`SELECT
-  COALESCE((SELECT sum(n) FROM personas.rating_daily WHERE day >= ?0 AND day <= ?1), 0) AS rated,
+  COALESCE((SELECT sum(n) FROM personas.rating_fleet_daily WHERE day >= ?0 AND day <= ?1), 0) AS rated,
   COALESCE((SELECT sum(n) FROM personas.rating_unparsable_daily WHERE day >= ?0 AND day <= ?1), 0) AS unparsable`,
 		from, today).Scan(ctx, &o.Ratings.Rated, &o.Ratings.Unparsable)
 	if err != nil {

@@ -107,6 +107,10 @@ var PruneTables = []PruneTable{
 	{Name: "personas.rating_unparsable_daily", TimeColumn: utcDay, Retention: RetainRollup, PersonaColumn: "persona_id", Span: 24 * time.Hour},
 	{Name: "personas.action_daily", TimeColumn: utcDay, Retention: RetainRollup, PersonaColumn: "persona_id", Span: 24 * time.Hour},
 	{Name: "personas.action_error_daily", TimeColumn: utcDay, Retention: RetainRollup, PersonaColumn: "persona_id", Span: 24 * time.Hour},
+	// The fleet rollups (migration 0010), after the per-persona ones whose
+	// deletes subtract from them.
+	{Name: "personas.rating_fleet_daily", TimeColumn: utcDay, Retention: RetainRollup, Span: 24 * time.Hour},
+	{Name: "personas.action_fleet_daily", TimeColumn: utcDay, Retention: RetainRollup, Span: 24 * time.Hour},
 }
 
 // utcDay is a daily rollup's date as the instant its UTC day starts.

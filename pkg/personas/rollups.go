@@ -21,7 +21,13 @@ import (
 //   - action_daily: tool calls per (day, tool, persona): calls, errors,
 //     latency count, sum and histogram (LatencyThresholds);
 //   - action_error_daily: error messages per (day, tool, persona,
-//     normalised message), at most MaxErrorGroups groups, the rest in "".
+//     normalised message), at most MaxErrorGroups groups, the rest in "";
+//   - rating_fleet_daily and action_fleet_daily (migration 0010): the
+//     figures of rating_daily and action_daily without the persona, per
+//     (day, module or tool, shard of the persona id), for the views that
+//     need no persona filter. Ingest adds to them in the same statement;
+//     deletes of per-persona rows (cascade, prune, rebuild) subtract
+//     through the tables' delete triggers.
 //
 // BackfillRollups builds them from the raw rows stored before they existed.
 
@@ -94,19 +100,48 @@ func ratingCounts(col string) string {
 	return b.String()
 }
 
+// ratingCountsAs is ratingCounts with the columns named r1..r5.
+func ratingCountsAs(col string) string {
+	var b strings.Builder
+	for v := 1; v <= 5; v++ {
+		if v > 1 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "count(*) FILTER (WHERE %s = %d) AS r%d", col, v, v)
+	}
+	return b.String()
+}
+
+// fleetShard is the fleet rollups' shard of persona id expression col
+// (migration 0010 backfills and its triggers subtract with the same one).
+// It only spreads concurrent batches over rows; no view depends on it.
+func fleetShard(col string) string { return "(hashtext(" + col + ") & 7)::smallint" }
+
 // ratingRollupCTE and unparsableRollupCTE add the inserted ratings (CTE
-// ins: module, rating) to the rollups: ?0 persona id, ?1 now. A batch
+// ins: module, rating) to the rollups, the persona's and the fleet's: ?0
+// persona id, ?1 now. A batch
 // leaves out the one it has no rows for (see insertFeedbackSQL).
-var ratingRollupCTE = `, rated AS (
-    INSERT INTO personas.rating_daily AS d (day, module, persona_id, n, r1, r2, r3, r4, r5, last_at)
-    SELECT ` + dayOf + `, ins.module, ?0::text, count(*), ` + ratingCounts("ins.rating") + `, ?1::timestamptz
+var ratingRollupCTE = `, ragg AS (
+    SELECT ins.module, count(*) AS n, ` + ratingCountsAs("ins.rating") + `
       FROM ins
      WHERE left(ins.module, 2) <> '__'
      GROUP BY ins.module
-     ORDER BY ins.module
+), rated AS (
+    INSERT INTO personas.rating_daily AS d (day, module, persona_id, n, r1, r2, r3, r4, r5, last_at)
+    SELECT ` + dayOf + `, ragg.module, ?0::text, ragg.n, ragg.r1, ragg.r2, ragg.r3, ragg.r4, ragg.r5, ?1::timestamptz
+      FROM ragg
+     ORDER BY ragg.module
         ON CONFLICT (day, module, persona_id) DO UPDATE
        SET n = d.n + EXCLUDED.n, r1 = d.r1 + EXCLUDED.r1, r2 = d.r2 + EXCLUDED.r2, r3 = d.r3 + EXCLUDED.r3,
            r4 = d.r4 + EXCLUDED.r4, r5 = d.r5 + EXCLUDED.r5, last_at = GREATEST(d.last_at, EXCLUDED.last_at)
+), rated_fleet AS (
+    INSERT INTO personas.rating_fleet_daily AS d (day, module, shard, n, r1, r2, r3, r4, r5)
+    SELECT ` + dayOf + `, ragg.module, ` + fleetShard("?0::text") + `, ragg.n, ragg.r1, ragg.r2, ragg.r3, ragg.r4, ragg.r5
+      FROM ragg
+     ORDER BY ragg.module
+        ON CONFLICT (day, module, shard) DO UPDATE
+       SET n = d.n + EXCLUDED.n, r1 = d.r1 + EXCLUDED.r1, r2 = d.r2 + EXCLUDED.r2, r3 = d.r3 + EXCLUDED.r3,
+           r4 = d.r4 + EXCLUDED.r4, r5 = d.r5 + EXCLUDED.r5
 )`
 
 var unparsableRollupCTE = `, unparsable AS (
@@ -119,20 +154,35 @@ var unparsableRollupCTE = `, unparsable AS (
 )`
 
 // actionToolRollupCTE and actionErrorRollupCTEs add the inserted actions
-// (CTE ins: tool_name, result, error_message, latency_ms) to the rollups:
-// ?0 persona id, ?1 now. Error groups new to the (day, tool, persona) are
+// (CTE ins: tool_name, result, error_message, latency_ms) to the rollups
+// (the tool figures to the persona's and the fleet's): ?0 persona id, ?1 now. Error groups new to the (day, tool, persona) are
 // kept while there are fewer than MaxErrorGroups; the rest count in the ""
 // group. A batch without error rows leaves out the error part (see
 // insertActionsSQL).
-var actionToolRollupCTE = `, tools AS (
-    INSERT INTO personas.action_daily AS d
-           (day, tool_name, persona_id, calls, errors, latency_n, latency_sum, latency_hist)
-    SELECT ` + dayOf + `, ins.tool_name, ?0::text, count(*), count(*) FILTER (WHERE ins.result = 'error'),
-           count(ins.latency_ms), COALESCE(sum(ins.latency_ms), 0), ` + histogramAgg("ins.latency_ms") + `
+var actionToolRollupCTE = `, tagg AS (
+    SELECT ins.tool_name, count(*) AS calls, count(*) FILTER (WHERE ins.result = 'error') AS errors,
+           count(ins.latency_ms) AS latency_n, COALESCE(sum(ins.latency_ms), 0) AS latency_sum,
+           ` + histogramAgg("ins.latency_ms") + ` AS latency_hist
       FROM ins
      GROUP BY ins.tool_name
-     ORDER BY ins.tool_name
+), tools AS (
+    INSERT INTO personas.action_daily AS d
+           (day, tool_name, persona_id, calls, errors, latency_n, latency_sum, latency_hist)
+    SELECT ` + dayOf + `, tagg.tool_name, ?0::text, tagg.calls, tagg.errors, tagg.latency_n, tagg.latency_sum, tagg.latency_hist
+      FROM tagg
+     ORDER BY tagg.tool_name
         ON CONFLICT (day, tool_name, persona_id) DO UPDATE
+       SET calls = d.calls + EXCLUDED.calls, errors = d.errors + EXCLUDED.errors,
+           latency_n = d.latency_n + EXCLUDED.latency_n, latency_sum = d.latency_sum + EXCLUDED.latency_sum,
+           latency_hist = ` + histogramAdd("d.latency_hist", "EXCLUDED.latency_hist") + `
+), tools_fleet AS (
+    INSERT INTO personas.action_fleet_daily AS d
+           (day, tool_name, shard, calls, errors, latency_n, latency_sum, latency_hist)
+    SELECT ` + dayOf + `, tagg.tool_name, ` + fleetShard("?0::text") + `, tagg.calls, tagg.errors, tagg.latency_n,
+           tagg.latency_sum, tagg.latency_hist
+      FROM tagg
+     ORDER BY tagg.tool_name
+        ON CONFLICT (day, tool_name, shard) DO UPDATE
        SET calls = d.calls + EXCLUDED.calls, errors = d.errors + EXCLUDED.errors,
            latency_n = d.latency_n + EXCLUDED.latency_n, latency_sum = d.latency_sum + EXCLUDED.latency_sum,
            latency_hist = ` + histogramAdd("d.latency_hist", "EXCLUDED.latency_hist") + `
@@ -197,6 +247,14 @@ func (s *Store) BackfillRollups(ctx context.Context, batchSize int, progress fun
 		var n int
 		var more bool
 		err := s.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			// The rebuild subtracts from and adds to the fleet rollups in
+			// two steps; holding them meanwhile (writes wait for the batch)
+			// keeps a concurrent write from deadlocking with it. Taken
+			// before the persona locks, which writes take after their
+			// table locks.
+			if _, err := tx.NewRaw(`LOCK TABLE personas.rating_fleet_daily, personas.action_fleet_daily IN EXCLUSIVE MODE`).Exec(ctx); err != nil {
+				return err
+			}
 			var cursor *string
 			if err := tx.NewRaw(`SELECT last_persona FROM personas.rollup_backfill FOR UPDATE`).Scan(ctx, &cursor); err != nil {
 				return err
@@ -242,7 +300,8 @@ func (s *Store) BackfillRollups(ctx context.Context, batchSize int, progress fun
 }
 
 // rebuildRollups replaces the rollups of the (locked) personas ids with
-// aggregates of their raw rows.
+// aggregates of their raw rows: the deletes take their old rows out of the
+// fleet rollups (triggers), the last two statements add the new ones.
 func rebuildRollups(ctx context.Context, tx bun.Tx, ids []string) error {
 	arr := pgdialect.Array(ids)
 	stmts := []string{
@@ -278,6 +337,26 @@ SELECT g.day, g.tool_name, g.persona_id, g.h, CASE WHEN g.h = '' THEN '' ELSE mi
                  WHERE a.persona_id = ANY(?0) AND a.result = 'error'
                  GROUP BY 1, 2, 3, 4) AS e) AS g
  GROUP BY g.day, g.tool_name, g.persona_id, g.h`,
+		`INSERT INTO personas.rating_fleet_daily AS d (day, module, shard, n, r1, r2, r3, r4, r5)
+SELECT r.day, r.module, ` + fleetShard("r.persona_id") + `, sum(r.n), sum(r.r1), sum(r.r2), sum(r.r3), sum(r.r4), sum(r.r5)
+  FROM personas.rating_daily AS r
+ WHERE r.persona_id = ANY(?0)
+ GROUP BY 1, 2, 3
+ ORDER BY 1, 2, 3
+    ON CONFLICT (day, module, shard) DO UPDATE
+   SET n = d.n + EXCLUDED.n, r1 = d.r1 + EXCLUDED.r1, r2 = d.r2 + EXCLUDED.r2, r3 = d.r3 + EXCLUDED.r3,
+       r4 = d.r4 + EXCLUDED.r4, r5 = d.r5 + EXCLUDED.r5`,
+		`INSERT INTO personas.action_fleet_daily AS d (day, tool_name, shard, calls, errors, latency_n, latency_sum, latency_hist)
+SELECT a.day, a.tool_name, ` + fleetShard("a.persona_id") + `, sum(a.calls), sum(a.errors), sum(a.latency_n), sum(a.latency_sum),
+       personas.hist_sum(a.latency_hist)
+  FROM personas.action_daily AS a
+ WHERE a.persona_id = ANY(?0)
+ GROUP BY 1, 2, 3
+ ORDER BY 1, 2, 3
+    ON CONFLICT (day, tool_name, shard) DO UPDATE
+   SET calls = d.calls + EXCLUDED.calls, errors = d.errors + EXCLUDED.errors,
+       latency_n = d.latency_n + EXCLUDED.latency_n, latency_sum = d.latency_sum + EXCLUDED.latency_sum,
+       latency_hist = ` + histogramAdd("d.latency_hist", "EXCLUDED.latency_hist"),
 	}
 	for _, q := range stmts {
 		if _, err := tx.NewRaw(q, arr).Exec(ctx); err != nil {
