@@ -345,3 +345,55 @@ func TestTagsValidated(t *testing.T) {
 	_, err = b.store.UpsertPersona(context.Background(), in)
 	require.ErrorContains(t, err, "at most 10 tags")
 }
+
+// TestFleetRollupPathsAgree: without a persona filter the views read the
+// fleet rollups (less the excluded personas' own rows); with one they read
+// the per-persona rollups. A filter that every persona passes (all are
+// daily; a tag nobody has) must give the same answer either way, before and
+// after a persona is deleted (its rows leave the fleet rollups too).
+func TestFleetRollupPathsAgree(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	insightData(t, b)
+	b.clock.Set(monday.Add(-time.Hour))
+	rate(t, b.store, []string{"a", "c"}, "drop3", "now", 3, 4, 1, 2)
+	b.clock.Set(monday)
+	modules := []string{"steady", "drop3", "drop2", "thin", "chaosOnly"}
+
+	check := func(stage string) {
+		t.Helper()
+		for _, m := range modules {
+			for _, bucket := range []string{personas.BucketWeek, personas.BucketDay} {
+				for _, exclude := range [][]string{nil, {"chaos"}} {
+					fleet, err := b.store.ModuleTrend(ctx, personas.TrendQuery{Module: m, Bucket: bucket, Tags: personas.TagFilter{Exclude: exclude}})
+					require.NoError(t, err)
+					per, err := b.store.ModuleTrend(ctx, personas.TrendQuery{Module: m, Bucket: bucket, Cadence: personas.CadenceDaily,
+						Tags: personas.TagFilter{Exclude: exclude}})
+					require.NoError(t, err)
+					require.Equal(t, per, fleet, "%s: %s by %s excluding %v", stage, m, bucket, exclude)
+				}
+			}
+		}
+		for _, name := range []string{"7d", "28d"} {
+			w, err := personas.ParseWindow("window", name, "7d", "7d", "28d")
+			require.NoError(t, err)
+			fleet, err := b.store.ModulesSummary(ctx, personas.ModulesQuery{Window: w})
+			require.NoError(t, err)
+			per, err := b.store.ModulesSummary(ctx, personas.ModulesQuery{Window: w, Tags: personas.TagFilter{Exclude: []string{"nobody"}}})
+			require.NoError(t, err)
+			require.Equal(t, per, fleet, "%s: modules %s", stage, name)
+		}
+	}
+	check("ingest")
+	flagged, err := b.store.FlaggedModules(ctx)
+	require.NoError(t, err)
+	require.Len(t, flagged, 1, "chaosOnly's drop is the chaos persona's: not flagged")
+
+	require.NoError(t, b.store.DeletePersona(ctx, "c"))
+	check("after deleting the chaos persona")
+	tr, err := b.store.ModuleTrend(ctx, personas.TrendQuery{Module: "chaosOnly", VerdictExclude: []string{}})
+	require.NoError(t, err)
+	require.False(t, tr.Verdict.Flagged, "the deleted persona's ratings are gone from the fleet rollup")
+	require.Equal(t, int64(6), tr.Buckets[len(tr.Buckets)-2].Count)
+}

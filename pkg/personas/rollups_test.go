@@ -21,13 +21,21 @@ type rollupState struct {
 	Unparsable map[string]int    // day|persona → n
 	Actions    map[string]string // day|tool|persona → "calls errors latency_n latency_sum hist"
 	ErrGroups  map[string]int    // day|tool|persona|class → n
+	// The fleet rollups (shards summed; rows whose counts fell to 0 left out).
+	FleetRatings map[string][6]int // day|module → n, r1..r5
+	FleetActions map[string]string // day|tool → as Actions
+}
+
+func newRollupState() rollupState {
+	return rollupState{Ratings: map[string][6]int{}, Unparsable: map[string]int{}, Actions: map[string]string{}, ErrGroups: map[string]int{},
+		FleetRatings: map[string][6]int{}, FleetActions: map[string]string{}}
 }
 
 // readRollups reads the rollup tables.
 func readRollups(t *testing.T, s *personas.Store) rollupState {
 	t.Helper()
 	ctx := context.Background()
-	st := rollupState{Ratings: map[string][6]int{}, Unparsable: map[string]int{}, Actions: map[string]string{}, ErrGroups: map[string]int{}}
+	st := newRollupState()
 	var ratings []struct {
 		Day                        time.Time `bun:"day"`
 		Module, PersonaID          string
@@ -69,7 +77,47 @@ func readRollups(t *testing.T, s *personas.Store) rollupState {
 	for _, r := range groups {
 		st.ErrGroups[r.Day.Format(time.DateOnly)+"|"+r.ToolName+"|"+r.PersonaID+"|"+errorClass(r.Sample)] += r.N
 	}
+	var fleetRatings []struct {
+		Day                        time.Time `bun:"day"`
+		Module                     string
+		N, R1, R2, R3, R4, R5, Sum int
+	}
+	require.NoError(t, s.DB().NewRaw(`SELECT day, module, sum(n) AS n, sum(r1) AS r1, sum(r2) AS r2, sum(r3) AS r3,
+       sum(r4) AS r4, sum(r5) AS r5, sum(sum) AS sum
+  FROM personas.rating_fleet_daily GROUP BY 1, 2 HAVING sum(n) > 0`).Scan(ctx, &fleetRatings))
+	for _, r := range fleetRatings {
+		require.Equal(t, r.R1+2*r.R2+3*r.R3+4*r.R4+5*r.R5, r.Sum)
+		st.FleetRatings[r.Day.Format(time.DateOnly)+"|"+r.Module] = [6]int{r.N, r.R1, r.R2, r.R3, r.R4, r.R5}
+	}
+	var fleetActs []struct {
+		Day           time.Time `bun:"day"`
+		ToolName      string
+		Calls, Errors int
+		LatencyN      int   `bun:"latency_n"`
+		LatencySum    int64 `bun:"latency_sum"`
+		LatencyHist   []int `bun:"latency_hist,array"`
+	}
+	require.NoError(t, s.DB().NewRaw(`SELECT day, tool_name, sum(calls) AS calls, sum(errors) AS errors, sum(latency_n) AS latency_n,
+       sum(latency_sum) AS latency_sum, personas.hist_sum(latency_hist) AS latency_hist
+  FROM personas.action_fleet_daily GROUP BY 1, 2 HAVING sum(calls) > 0`).Scan(ctx, &fleetActs))
+	for _, r := range fleetActs {
+		st.FleetActions[r.Day.Format(time.DateOnly)+"|"+r.ToolName] = fmt.Sprint(r.Calls, r.Errors, r.LatencyN, r.LatencySum, r.LatencyHist)
+	}
 	return st
+}
+
+// fleetOf sums per-persona rating rollups by day and module.
+func fleetOf(st rollupState) map[string][6]int {
+	out := map[string][6]int{}
+	for k, v := range st.Ratings {
+		i := strings.LastIndex(k, "|")
+		f := out[k[:i]]
+		for j := range f {
+			f[j] += v[j]
+		}
+		out[k[:i]] = f
+	}
+	return out
 }
 
 // errorClass is the group a generated error message belongs to.
@@ -86,7 +134,7 @@ func errorClass(msg string) string {
 func expectedRollups(t *testing.T, s *personas.Store) rollupState {
 	t.Helper()
 	ctx := context.Background()
-	st := rollupState{Ratings: map[string][6]int{}, Unparsable: map[string]int{}, Actions: map[string]string{}, ErrGroups: map[string]int{}}
+	st := newRollupState()
 	var fb []struct {
 		PersonaID, Module string
 		Rating            int
@@ -104,13 +152,18 @@ func expectedRollups(t *testing.T, s *personas.Store) rollupState {
 		v[0]++
 		v[f.Rating]++
 		st.Ratings[k] = v
+		fk := day + "|" + f.Module
+		fv := st.FleetRatings[fk]
+		fv[0]++
+		fv[f.Rating]++
+		st.FleetRatings[fk] = fv
 	}
 	type agg struct {
 		calls, errors, latN int
 		latSum              int64
 		hist                []int
 	}
-	aggs := map[string]*agg{}
+	aggs, fleet := map[string]*agg{}, map[string]*agg{}
 	var acts []struct {
 		PersonaID, ToolName, Result string
 		ErrorMessage                *string
@@ -119,30 +172,41 @@ func expectedRollups(t *testing.T, s *personas.Store) rollupState {
 	}
 	require.NoError(t, s.DB().NewRaw(`SELECT persona_id, tool_name, result, error_message, latency_ms, created_at FROM personas.persona_actions`).Scan(ctx, &acts))
 	for _, a := range acts {
-		k := a.CreatedAt.UTC().Format(time.DateOnly) + "|" + a.ToolName + "|" + a.PersonaID
-		g := aggs[k]
-		if g == nil {
-			g = &agg{hist: make([]int, len(personas.LatencyThresholds)+1)}
-			aggs[k] = g
+		fk := a.CreatedAt.UTC().Format(time.DateOnly) + "|" + a.ToolName
+		k := fk + "|" + a.PersonaID
+		for _, m := range []struct {
+			aggs map[string]*agg
+			k    string
+		}{{aggs, k}, {fleet, fk}} {
+			g := m.aggs[m.k]
+			if g == nil {
+				g = &agg{hist: make([]int, len(personas.LatencyThresholds)+1)}
+				m.aggs[m.k] = g
+			}
+			g.calls++
+			if a.Result == "error" {
+				g.errors++
+			}
+			if a.LatencyMs != nil {
+				g.latN++
+				g.latSum += int64(*a.LatencyMs)
+				b := sort.Search(len(personas.LatencyThresholds), func(i int) bool { return personas.LatencyThresholds[i] > *a.LatencyMs })
+				g.hist[b]++
+			}
 		}
-		g.calls++
 		if a.Result == "error" {
-			g.errors++
 			msg := ""
 			if a.ErrorMessage != nil {
 				msg = *a.ErrorMessage
 			}
 			st.ErrGroups[k+"|"+errorClass(msg)]++
 		}
-		if a.LatencyMs != nil {
-			g.latN++
-			g.latSum += int64(*a.LatencyMs)
-			b := sort.Search(len(personas.LatencyThresholds), func(i int) bool { return personas.LatencyThresholds[i] > *a.LatencyMs })
-			g.hist[b]++
-		}
 	}
 	for k, g := range aggs {
 		st.Actions[k] = fmt.Sprint(g.calls, g.errors, g.latN, g.latSum, g.hist)
+	}
+	for k, g := range fleet {
+		st.FleetActions[k] = fmt.Sprint(g.calls, g.errors, g.latN, g.latSum, g.hist)
 	}
 	return st
 }
@@ -255,8 +319,9 @@ func TestRollupsEqualRawAggregates(t *testing.T) {
 	require.Equal(t, want, readRollups(t, b.store), "backfill is idempotent")
 
 	// From empty rollups, interrupted after the first batch, then resumed.
+	// (TRUNCATE fires no delete trigger: the fleet rollups go explicitly.)
 	_, err = b.store.DB().NewRaw(`TRUNCATE personas.rating_daily, personas.rating_unparsable_daily,
-        personas.action_daily, personas.action_error_daily`).Exec(ctx)
+        personas.action_daily, personas.action_error_daily, personas.rating_fleet_daily, personas.action_fleet_daily`).Exec(ctx)
 	require.NoError(t, err)
 	stop, cancel := context.WithCancel(ctx)
 	_, err = b.store.BackfillRollups(stop, 2, func(done int) { cancel() })
@@ -266,6 +331,31 @@ func TestRollupsEqualRawAggregates(t *testing.T) {
 	require.True(t, res.Resumed)
 	require.Equal(t, npersonas-2, res.Personas)
 	require.Equal(t, want, readRollups(t, b.store), "backfill rebuilds the rollups")
+
+	// Deleting a persona (cascade) and pruning old days (deletes) take
+	// their rows out of the fleet rollups too.
+	require.NoError(t, b.store.DeletePersona(ctx, "p0"))
+	require.Equal(t, expectedRollups(t, b.store), readRollups(t, b.store), "after a persona is deleted")
+	_, err = b.store.DB().NewRaw(`DELETE FROM personas.rating_daily WHERE day = (SELECT min(day) FROM personas.rating_daily)`).Exec(ctx)
+	require.NoError(t, err)
+	_, err = b.store.DB().NewRaw(`DELETE FROM personas.action_daily WHERE day = (SELECT min(day) FROM personas.action_daily)`).Exec(ctx)
+	require.NoError(t, err)
+	got := readRollups(t, b.store)
+	require.NotEmpty(t, got.FleetActions)
+	require.Equal(t, fleetOf(got), got.FleetRatings, "fleet ratings follow deleted per-persona rows")
+	var perPersona []struct {
+		Day      time.Time `bun:"day"`
+		ToolName string
+		V        string `bun:"v"`
+	}
+	require.NoError(t, b.store.DB().NewRaw(`SELECT day, tool_name, concat_ws(' ', sum(calls), sum(errors), sum(latency_n), sum(latency_sum),
+       '[' || array_to_string(personas.hist_sum(latency_hist), ' ') || ']') AS v
+  FROM personas.action_daily GROUP BY 1, 2`).Scan(ctx, &perPersona))
+	wantActs := map[string]string{}
+	for _, r := range perPersona {
+		wantActs[r.Day.Format(time.DateOnly)+"|"+r.ToolName] = r.V
+	}
+	require.Equal(t, wantActs, got.FleetActions, "fleet tool figures follow deleted per-persona rows")
 
 	_, err = b.store.BackfillRollups(ctx, 0, nil)
 	require.ErrorContains(t, err, "batchSize")
