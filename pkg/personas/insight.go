@@ -652,9 +652,9 @@ func (s *Store) flaggedModules(ctx context.Context) ([]FlaggedModule, error) {
 		moments
 	}
 	// The fleet rollup less the excluded personas' own rows (few: the
-	// chaos personas).
+	// chaos personas), per day.
 	err := s.db.NewRaw(`
-SELECT x.module, date_trunc('week', x.day)::date AS start, sum(x.n) AS n, sum(x.sum) AS sum, sum(x.sum_sq) AS sum_sq
+SELECT x.module, x.day AS start, sum(x.n) AS n, sum(x.sum) AS sum, sum(x.sum_sq) AS sum_sq
   FROM (SELECT f.module, f.day, f.n, f.sum, f.sum_sq
           FROM personas.rating_fleet_daily AS f
          WHERE f.day >= ?0 AND f.day < ?1
@@ -674,9 +674,10 @@ SELECT x.module, date_trunc('week', x.day)::date AS start, sum(x.n) AS n, sum(x.
 			ser = make([]moments, verdictHorizon)
 			series[r.Module] = ser
 		}
+		// Rows are per day (cheaper to group than by week in SQL).
 		i := int(r.Start.UTC().Sub(vfrom).Hours() / (24 * 7))
 		if i >= 0 && i < verdictHorizon {
-			ser[i] = r.moments
+			ser[i] = ser[i].add(r.moments)
 		}
 	}
 	out := []FlaggedModule{}
