@@ -34,7 +34,7 @@ import (
 // sequence, and the statements table prints it.
 const (
 	detailStatement = ""
-	listStatement   = ""
+	listStatement   = "listPersonas"
 )
 
 // detailSample is how many personas the detail scenario picks from (each
