@@ -63,6 +63,7 @@ var BindNames = []string{
 	"lockLease", "startTick", "bindTick", "getTick",
 	"insertActions", "insertFeedback",
 	"tickStatus", "finishTick", "finishPersona",
+	"personaDetail",
 }
 
 // Bind returns the named statement with the arguments this store sends for
@@ -80,6 +81,11 @@ var BindNames = []string{
 //     TickID), finishTick (PersonaID, TickID, Finish, RunnerID, Now, Holds),
 //     finishPersona (PersonaID, Finish.Status, Holds, Now; not when a token
 //     was given that does not hold), getTick.
+//   - The admin detail (GET /api/v1/personas/admin/:id), one statement:
+//     personaDetail (PersonaID; Now, from which the 7-day window is taken;
+//     Limit, the number of recent actions, 0: DetailRecentActions). It
+//     answers one row (none for an unknown id): the persona's columns,
+//     actions_7d, and recent_actions and feedback_by_module as JSON arrays.
 //
 // Inputs are not validated here: the store's methods validate first.
 func (s *Store) Bind(name string, in BindInput) (Bound, error) {
@@ -152,6 +158,13 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 		if !in.Finish.Status.Success() {
 			b.Args = append(b.Args, s.failureArgs(now)[1:]...)
 		}
+	case "personaDetail":
+		limit := in.Limit
+		if limit == 0 {
+			limit = DetailRecentActions
+		}
+		start, _, hourEnd := activityWindowAt(now)
+		b.Args = []any{in.PersonaID, start, hourEnd, limit}
 	default:
 		return b, fmt.Errorf("personas: no statement %q", name)
 	}
