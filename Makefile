@@ -51,7 +51,7 @@ fuzz: ## run every Go fuzz target (func Fuzz* in *_test.go) for FUZZTIME each (d
 test-browser: ui ## only the dashboard's browser tests (Chromium); screenshots in .dev/dashboard-shots/
 	@deploy/scripts/deps.sh
 	@url="$$(deploy/scripts/db.sh)"; \
-	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 5m -run TestDashboard -v github.com/mana/personas/deploy/e2e
+	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 15m -run TestDashboard -v github.com/mana/personas/deploy/e2e
 
 lint: $(GOLANGCI) ## gofmt, go vet, golangci-lint
 	@out="$$(gofmt -l pkg services deploy)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

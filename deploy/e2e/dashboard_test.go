@@ -1,12 +1,17 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +21,7 @@ import (
 	"github.com/mana/personas/pkg/adminclient"
 	"github.com/mana/personas/pkg/internalclient"
 	"github.com/mana/personas/pkg/manaauth"
+	"github.com/mana/personas/pkg/runnersim"
 )
 
 // chromiumPath is Debian's Chromium; the browser tests drive it with
@@ -154,12 +160,57 @@ func TestDashboard(t *testing.T) {
 	login, err := auth.Login(ctx, userEmail, userPassword)
 	require.NoError(t, err)
 
+	// A persona kept disabled until the browser test enables it while the
+	// fleet is paused: never ticked, so due the moment it is enabled, and
+	// the simulator must not get it before the fleet is resumed.
+	_, err = admin.UpsertPersona(ctx, adminclient.UpsertRequest{
+		Email: livePersonaEmail, Name: "Lena Live", Password: "live-persona-password-123", Archetype: list[0].Archetype,
+		SystemPrompt: "Du bist Lena und probierst jeden Tag die Aufgabenliste aus.", ModuleMix: map[string]float64{"todo": 1}, TickCadence: "daily",
+	})
+	require.NoError(t, err)
+	livePersona, err := admin.FindByEmail(ctx, livePersonaEmail)
+	require.NoError(t, err)
+	_, err = admin.SetEnabled(ctx, livePersona.UserID, false)
+	require.NoError(t, err)
+
+	// The runner simulator (pkg/runnersim) runs through the gateway for the
+	// whole browser run. The fleet is paused first, so the checks that
+	// compare pages with the API see still data; the browser test resumes
+	// the fleet from the overview page, pauses it and resumes it again.
+	// Every claim's answer is recorded, to check afterwards that none leased
+	// a persona while the fleet was paused.
+	_, err = admin.SetFleetPaused(ctx, true)
+	require.NoError(t, err)
+	claims := &claimRecorder{base: http.DefaultTransport}
+	simClient, err := internalclient.New(s.gateway, serviceKey, internalclient.WithRetries(1, 0),
+		internalclient.WithHTTPClient(&http.Client{Transport: claims, Timeout: 15 * time.Second}))
+	require.NoError(t, err)
+	simCtx, stopSim := context.WithCancel(ctx)
+	simDone := make(chan *runnersim.Stats, 1)
+	go func() {
+		stats, _ := runnersim.Run(simCtx, runnersim.Config{
+			Client: simClient, Runners: 2, RunnerPrefix: "sim-e2e", Interval: 2 * time.Second, ClaimLimit: 2,
+			LeaseSeconds: 60, Work: time.Second, Mix: runnersim.Mix{runnersim.OK: 3, runnersim.Empty: 1, runnersim.Failed: 1},
+		})
+		simDone <- stats
+	}()
+	simStopped := false
+	stopSimulator := func() *runnersim.Stats {
+		if simStopped {
+			return nil
+		}
+		simStopped = true
+		stopSim()
+		return <-simDone
+	}
+	t.Cleanup(func() { stopSimulator() })
+
 	t.Logf("seeded after %s", time.Since(start).Round(time.Millisecond))
 	shots := os.Getenv("DASHBOARD_SHOTS_DIR")
 	if shots == "" {
 		shots = filepath.Join(root, ".dev", "dashboard-shots")
 	}
-	runCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	runCtx, cancel := context.WithTimeout(ctx, 12*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, node, filepath.Join(ui, "e2e", "dashboard.mjs"))
 	cmd.Dir = ui
@@ -169,8 +220,108 @@ func TestDashboard(t *testing.T) {
 		"USER_EMAIL="+userEmail, "USER_PASSWORD="+userPassword, "USER_TOKEN="+login.AccessToken,
 		"SHOTS_DIR="+shots, "CHROMIUM_PATH="+chromium,
 		"FLAG_MODULE="+flagModule, "TICK_PERSONA="+julia, "TICK_ID="+tickID, "TICK_SUMMARY="+tickSummary,
+		"LIVE_PERSONA="+livePersona.UserID,
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("dashboard.mjs:\n%s", strings.TrimRight(string(out), "\n"))
 	require.NoError(t, err, "the browser tests failed; output above")
+
+	// What the simulator saw while the browser paused and resumed the fleet.
+	stats := stopSimulator()
+	t.Logf("simulator: %s", stats)
+	var window struct{ FirstResume, Paused, Resumed int64 }
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if _, js, ok := strings.Cut(line, "FLEET_WINDOW "); ok {
+			require.NoError(t, json.Unmarshal([]byte(js), &window), line)
+		}
+	}
+	require.NotZero(t, window.Resumed, "dashboard.mjs printed no FLEET_WINDOW line")
+	firstResume, paused, resumed := time.UnixMilli(window.FirstResume), time.UnixMilli(window.Paused), time.UnixMilli(window.Resumed)
+	require.True(t, firstResume.Before(paused) && paused.Before(resumed), "window %+v", window)
+	var before, during, after, leasedAfter int
+	for _, c := range claims.all() {
+		switch {
+		case c.err != nil:
+			continue
+		case c.done.Before(firstResume):
+			before++
+			require.True(t, c.paused && c.leased == 0, "a claim before the first resume leased %d personas (paused %v)", c.leased, c.paused)
+		case c.sent.After(paused) && c.done.Before(resumed):
+			during++
+			require.True(t, c.paused && c.leased == 0, "a claim sent %s after the pause leased %d personas", c.sent.Sub(paused), c.leased)
+		case c.sent.After(resumed):
+			after++
+			require.False(t, c.paused, "a claim after the resume was answered paused")
+			leasedAfter += c.leased
+		}
+	}
+	require.Positive(t, before, "the simulator asked while the fleet was paused from the start")
+	require.GreaterOrEqual(t, during, 2, "the simulator kept asking while the browser had the fleet paused")
+	require.Positive(t, after, "the simulator claimed after the resume")
+	require.Positive(t, leasedAfter, "claims after the resume leased personas again")
+	db := s.db(t)
+	var startedWhilePaused, liveTicks int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM personas.persona_ticks WHERE started_at > $1 AND started_at < $2`,
+		paused, resumed).Scan(&startedWhilePaused))
+	require.Zero(t, startedWhilePaused, "ticks started while the fleet was paused")
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM personas.persona_ticks WHERE persona_id = $1 AND started_at > $2`,
+		livePersona.UserID, resumed).Scan(&liveTicks))
+	require.Positive(t, liveTicks, "the persona enabled during the pause was ticked after the resume")
+	t.Logf("claims: %d before the first resume, %d while paused (all refused), %d after the resume (%d personas leased)", before, during, after, leasedAfter)
+}
+
+const livePersonaEmail = "persona.lena.live@mana.test"
+
+// claimRecorder records the answer to every claim the simulator makes:
+// when it was sent and answered, whether the fleet was paused, and how
+// many personas it leased.
+type claimRecorder struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	log  []claimRecord
+}
+
+type claimRecord struct {
+	sent, done time.Time
+	paused     bool
+	leased     int
+	err        error
+}
+
+func (c *claimRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/due/claim") {
+		return c.base.RoundTrip(req)
+	}
+	rec := claimRecord{sent: time.Now()}
+	res, err := c.base.RoundTrip(req)
+	if err == nil {
+		var body []byte
+		body, err = io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		res.Body = io.NopCloser(bytes.NewReader(body))
+		if err == nil && res.StatusCode == http.StatusOK {
+			var due struct {
+				Paused   bool              `json:"paused"`
+				Personas []json.RawMessage `json:"personas"`
+			}
+			err = json.Unmarshal(body, &due)
+			rec.paused, rec.leased = due.Paused, len(due.Personas)
+		} else if err == nil {
+			err = fmt.Errorf("claim: HTTP %d", res.StatusCode)
+		}
+	}
+	rec.done, rec.err = time.Now(), err
+	c.mu.Lock()
+	c.log = append(c.log, rec)
+	c.mu.Unlock()
+	if err != nil && res == nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (c *claimRecorder) all() []claimRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]claimRecord(nil), c.log...)
 }

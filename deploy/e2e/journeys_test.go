@@ -201,6 +201,7 @@ func TestAdminJourney(t *testing.T) {
 		require.True(t, ok, want.Email)
 		require.Equal(t, want.Archetype, got.Archetype, want.Email)
 		require.Equal(t, string(want.Cadence()), got.TickCadence, want.Email)
+		require.ElementsMatch(t, want.Tags, got.Tags, want.Email)
 	}
 
 	// Seeding again creates nothing.

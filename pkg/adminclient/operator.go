@@ -156,8 +156,10 @@ type Tick struct {
 	Actions         int        `json:"actions"`
 	Errors          int        `json:"errors"`
 	Ratings         int        `json:"ratings"`
-	DurationMs      *int64     `json:"durationMs,omitempty"`
-	CreatedAt       time.Time  `json:"createdAt"`
+	// UnparsableRatings: how many of Ratings are parse markers.
+	UnparsableRatings int       `json:"unparsableRatings"`
+	DurationMs        *int64    `json:"durationMs,omitempty"`
+	CreatedAt         time.Time `json:"createdAt"`
 	// Summary is the persona's own summary of the day; only GetTick
 	// answers it.
 	Summary string `json:"summary,omitempty"`

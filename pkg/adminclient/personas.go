@@ -32,6 +32,9 @@ type UpsertRequest struct {
 	// MaxHistoryDays (1–3650): the persona's own raw retention. Nil leaves
 	// it out, which keeps the persona's current value (on create: none).
 	MaxHistoryDays *int `json:"maxHistoryDays,omitempty"`
+	// Tags: the persona's labels, replacing its current ones. Nil leaves
+	// them out (an update keeps them); an empty list clears them.
+	Tags *[]string `json:"tags,omitempty"`
 }
 
 // String hides the password, so printing a request by accident leaks nothing.
@@ -76,6 +79,7 @@ type Persona struct {
 	Enabled             *bool      `json:"enabled,omitempty"`
 	TickHour            *int       `json:"tickHour,omitempty"`
 	MaxHistoryDays      *int       `json:"maxHistoryDays"`
+	Tags                []string   `json:"tags,omitempty"`
 	Quarantined         bool       `json:"quarantined"`
 	ConsecutiveFailures int        `json:"consecutiveFailures"`
 	NextAttemptAt       *time.Time `json:"nextAttemptAt,omitempty"`
@@ -134,6 +138,10 @@ type ListOptions struct {
 	Archetype string
 	Cadence   string
 	Query     string
+	// Tags: personas with every one of these tags. Status: enabled,
+	// disabled, paused, quarantined, leased or overdue (the server's rules).
+	Tags   []string
+	Status string
 }
 
 func (o ListOptions) values() url.Values {
@@ -141,10 +149,13 @@ func (o ListOptions) values() url.Values {
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}
-	for key, v := range map[string]string{"cursor": o.Cursor, "archetype": o.Archetype, "cadence": o.Cadence, "q": o.Query} {
+	for key, v := range map[string]string{"cursor": o.Cursor, "archetype": o.Archetype, "cadence": o.Cadence, "q": o.Query, "status": o.Status} {
 		if v != "" {
 			q.Set(key, v)
 		}
+	}
+	for _, t := range o.Tags {
+		q.Add("tag", t)
 	}
 	return q
 }

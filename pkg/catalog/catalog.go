@@ -76,6 +76,9 @@ type Persona struct {
 	// MaxHistoryDays (1–3650) is the persona's own raw retention; nil:
 	// the global rule.
 	MaxHistoryDays *int `json:"maxHistoryDays,omitempty"`
+	// Tags label the persona (e.g. "chaos"); nil when the catalog leaves
+	// them out, which a seed passes on as "keep the persona's tags".
+	Tags []string `json:"tags,omitempty"`
 	// ModuleMix maps a Mana module to its relative weight (≥ 0).
 	ModuleMix    map[string]float64 `json:"moduleMix"`
 	SystemPrompt string             `json:"systemPrompt"`

@@ -3,14 +3,17 @@ package catalog_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana/personas/pkg/catalog"
+	"github.com/mana/personas/pkg/personas"
 )
 
 // validDoc returns a small valid catalog as generic JSON values, so each case
@@ -68,6 +71,8 @@ func TestValidate(t *testing.T) {
 		{"CadenceOmittedMeansDaily", func(d map[string]any) { delete(personaAt(d, 0), "tickCadence") }, nil},
 		{"CadenceNullMeansDaily", func(d map[string]any) { personaAt(d, 0)["tickCadence"] = nil }, nil},
 		{"MaxHistoryDaysSet", func(d map[string]any) { personaAt(d, 0)["maxHistoryDays"] = 30 }, nil},
+		{"TagsSet", func(d map[string]any) { personaAt(d, 0)["tags"] = []any{"chaos", "beta-2"} }, nil},
+		{"TagsEmptyClears", func(d map[string]any) { personaAt(d, 0)["tags"] = []any{} }, nil},
 		{"MaxHistoryDaysNull", func(d map[string]any) { personaAt(d, 0)["maxHistoryDays"] = nil }, nil},
 		{"ZeroWeightBesidePositiveIsValid", func(d map[string]any) { personaAt(d, 0)["moduleMix"] = map[string]any{"todo": 0, "notes": 1} }, nil},
 
@@ -132,6 +137,23 @@ func TestValidate(t *testing.T) {
 			[]string{"personas[0].maxHistoryDays: must be at most 3650 days (got 3651)"}},
 		{"MaxHistoryDaysFraction", func(d map[string]any) { personaAt(d, 0)["maxHistoryDays"] = 4.5 },
 			[]string{"personas[0].maxHistoryDays: must be a whole number of days from 1 to 3650, or null for the global retention"}},
+		// tags
+		{"TagNotASlug", func(d map[string]any) { personaAt(d, 0)["tags"] = []any{"Chaos"} },
+			[]string{`personas[0].tags[0]: must be a lowercase slug: letters a-z and digits, words joined by '-' (got "Chaos")`}},
+		{"TagTooLong", func(d map[string]any) { personaAt(d, 1)["tags"] = []any{"ok", strings.Repeat("a", 33)} },
+			[]string{"personas[1].tags[1]: must be at most 32 characters"}},
+		{"TagNotAString", func(d map[string]any) { personaAt(d, 0)["tags"] = []any{7} },
+			[]string{"personas[0].tags[0]: must be a string"}},
+		{"TagsNotAnArray", func(d map[string]any) { personaAt(d, 0)["tags"] = "chaos" },
+			[]string{"personas[0].tags: must be an array of tags"}},
+		{"TooManyTags", func(d map[string]any) {
+			tags := make([]any, 11)
+			for i := range tags {
+				tags[i] = fmt.Sprintf("t%d", i)
+			}
+			personaAt(d, 0)["tags"] = tags
+		}, []string{"personas[0].tags: at most 10 tags (has 11)"}},
+
 		{"CadenceUnknown", func(d map[string]any) { personaAt(d, 0)["tickCadence"] = "monthly" },
 			[]string{`personas[0].tickCadence: must be one of daily, weekdays, hourly (got "monthly")`}},
 		{"CadenceEmptyString", func(d map[string]any) { personaAt(d, 0)["tickCadence"] = "" },
@@ -303,4 +325,33 @@ func TestLoad(t *testing.T) {
 		_, err := catalog.Load(filepath.Join(t.TempDir(), "nope.json"))
 		require.ErrorIs(t, err, os.ErrNotExist)
 	})
+}
+
+// The catalog's schema and the store agree on what a tag is: every list
+// one accepts, the other does too.
+func TestTagsAgreeWithTheStore(t *testing.T) {
+	t.Parallel()
+	many := func(n int) []any {
+		out := make([]any, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("t%d", i)
+		}
+		return out
+	}
+	for _, tags := range [][]any{
+		{"chaos"}, {"a-b-c", "x9"}, {"Chaos"}, {"-a"}, {"a-"}, {"a--b"}, {"a_b"}, {"ü"}, {""},
+		{strings.Repeat("a", personas.MaxTagLen)}, {strings.Repeat("a", personas.MaxTagLen+1)},
+		many(personas.MaxTags), many(personas.MaxTags + 1),
+	} {
+		doc := validDoc()
+		personaAt(doc, 0)["tags"] = tags
+		catalogOK := len(problemsOf(t, doc)) == 0
+		strs := make([]string, len(tags))
+		for i, v := range tags {
+			strs[i] = v.(string)
+		}
+		var p personas.Problems
+		personas.CheckTags(&p, "tags", strs)
+		require.Equal(t, p.Err() == nil, catalogOK, "%q", strs)
+	}
 }

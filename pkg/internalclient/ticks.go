@@ -121,7 +121,9 @@ type Tick struct {
 	Actions         int        `json:"actions"`
 	Errors          int        `json:"errors"`
 	Ratings         int        `json:"ratings"`
-	DurationMs      *int64     `json:"durationMs"`
+	// UnparsableRatings: how many of Ratings are parse markers ("__parse").
+	UnparsableRatings int    `json:"unparsableRatings"`
+	DurationMs        *int64 `json:"durationMs"`
 }
 
 // TickResult is what a start or finish did.

@@ -146,7 +146,7 @@ func (s *Store) InsertActions(ctx context.Context, personaID string, rows []Acti
 	}
 	var found, written int
 	var stale bool
-	err = s.queryRowPrepared(ctx, b.Name, b.Args...).Scan(&found, &written, &stale)
+	err = s.queryRowBound(ctx, b).Scan(&found, &written, &stale)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("insert actions: %w", translate(err))
 	}
@@ -156,24 +156,54 @@ func (s *Store) InsertActions(ctx context.Context, personaID string, rows []Acti
 	return WriteResult{Written: written, Duplicates: n - written, StaleLease: stale}, nil
 }
 
+// What a write costs PostgreSQL. Each write statement is a cached generic
+// plan, but its executor is set up anew on every call: every CTE that
+// modifies a table opens that table and all its indexes and takes their
+// locks, even when it ends up writing nothing. The write statements
+// therefore come in variants (Bind picks one from the batch), each
+// holding only the steps that batch can need: the stale-token count only
+// with a token, the legacy "period done" rule only without one, the error
+// groups only for a batch with an error row, parse markers and ratings
+// only when the batch has them. Every variant keeps the same row lock,
+// insert and rollups for the rows it can contain, so they differ in cost,
+// not in effect.
+//
+// The persona row. An update that changes no indexed column can be HOT (no
+// new index entries) when the row's page has room (migration 0006 leaves
+// some). last_active_at is in no index; last_done_at is (personas_due_idx),
+// so a legacy write moves it only when the stored value is from an earlier
+// clock hour: every reader of last_done_at compares it with hour or day
+// boundaries (due, overdue), to which a value anywhere in the current hour
+// answers alike, so repeated writes within an hour keep the first one and
+// stay HOT. Only the order among personas done in the same hour can differ.
+
 // writePersonaCTE is the first step of both write statements: it locks the
 // persona row (so batches for one persona are serialised and cannot
 // deadlock with tick operations, which lock it first too), marks it active,
-// marks its period done when the write is a legacy runner's (no token, no
-// tick record for any of the batch's ticks), and says whether the token is
-// stale. Arguments: ?0 persona id, ?1 now, tok the token's placeholder;
-// it reads the batch's tick ids from the CTE r.
+// and either (tok empty: no token) marks its period done when no tick
+// record exists for any of the batch's ticks, or (tok: the token's
+// placeholder) says whether the token is stale and counts that on the
+// batch's ticks. Arguments: ?0 persona id, ?1 now; it reads the batch's
+// tick ids from the CTE r.
 func writePersonaCTE(tok string) string {
-	return strings.ReplaceAll(`p AS (
+	if tok == "" {
+		return `p AS (
     UPDATE personas.personas AS p
        SET last_active_at = ?1::timestamptz,
-           last_done_at = CASE WHEN ?tok::text IS NULL AND NOT EXISTS (
-                                    SELECT 1 FROM personas.persona_ticks AS t
-                                     WHERE t.persona_id = p.user_id AND t.tick_id IN (SELECT r.tick_id FROM r))
+           last_done_at = CASE WHEN (p.last_done_at IS NULL OR p.last_done_at < date_trunc('hour', ?1::timestamptz, 'UTC'))
+                                    AND NOT EXISTS (
+                                        SELECT 1 FROM personas.persona_ticks AS t
+                                         WHERE t.persona_id = p.user_id AND t.tick_id IN (SELECT r.tick_id FROM r))
                                THEN ?1::timestamptz ELSE p.last_done_at END
      WHERE p.user_id = ?0::text
- RETURNING p.user_id,
-           (?tok::text IS NOT NULL AND p.lease_token_hash IS DISTINCT FROM sha256(convert_to(?tok::text, 'UTF8'))) AS stale
+ RETURNING p.user_id, false AS stale
+)`
+	}
+	return strings.ReplaceAll(`p AS (
+    UPDATE personas.personas AS p
+       SET last_active_at = ?1::timestamptz
+     WHERE p.user_id = ?0::text
+ RETURNING p.user_id, (p.lease_token_hash IS DISTINCT FROM sha256(convert_to(?tok::text, 'UTF8'))) AS stale
 ), stale AS (
     UPDATE personas.persona_ticks AS t
        SET stale_writes = t.stale_writes + 1
@@ -183,14 +213,21 @@ func writePersonaCTE(tok string) string {
 }
 
 // insertActionsSQL: ?0 persona id, ?1 now, ?2 rows as JSON (ids unique),
-// ?3 the hour, ?4 the lease token or NULL. The insert reads from the
-// persona update, so the persona row is locked first; the hourly bucket
-// and the daily rollups (rollups.go) add up what the insert returned.
-var insertActionsSQL = `
+// ?3 the hour, and when tokened ?4 the lease token. The insert reads from
+// the persona update, so the persona row is locked first; the hourly bucket
+// and the daily rollups (rollups.go) add up what the insert returned. The
+// error groups are left out when no row of the batch is an error (errors
+// false): then no inserted row is one either.
+func insertActionsSQL(tokened, errors bool) string {
+	tok := ""
+	if tokened {
+		tok = "?4"
+	}
+	q := `
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, seq integer, tool_name text,
                                                      input_hash text, result text, error_message text, latency_ms integer)
-), ` + writePersonaCTE("?4") + `, ins AS (
+), ` + writePersonaCTE(tok) + `, ins AS (
     INSERT INTO personas.persona_actions
            (id, persona_id, tick_id, seq, tool_name, input_hash, result, error_message, latency_ms, created_at)
     SELECT r.id, p.user_id, r.tick_id, r.seq, r.tool_name, r.input_hash, r.result, r.error_message, r.latency_ms, ?1::timestamptz
@@ -203,9 +240,25 @@ WITH r AS (
     INSERT INTO personas.persona_activity_hourly AS h (persona_id, hour, actions)
     SELECT ?0::text, ?3::timestamptz, n.written FROM n WHERE n.written > 0
         ON CONFLICT (persona_id, hour) DO UPDATE SET actions = h.actions + EXCLUDED.actions
-)` + actionRollupCTEs + `
+)` + actionToolRollupCTE
+	if errors {
+		q += actionErrorRollupCTEs
+	}
+	return q + `
 SELECT (SELECT count(*) FROM p) AS found, (SELECT written FROM n) AS written,
        COALESCE((SELECT stale FROM p), false) AS stale`
+}
+
+// insertActionsPG holds insertActionsSQL's variants, [tokened][errors],
+// converted once.
+var insertActionsPG = func() (out [2][2]string) {
+	for tok := range 2 {
+		for e := range 2 {
+			out[tok][e] = toPostgresPlaceholders(insertActionsSQL(tok == 1, e == 1))
+		}
+	}
+	return out
+}()
 
 // Action is one stored tool call.
 type Action struct {

@@ -35,8 +35,10 @@ type Bound struct {
 // statement reads only the fields its documentation in Bind names.
 type BindInput struct {
 	// Now is the store's clock at the call; zero means Store.Now.
-	Now        time.Time
-	PersonaID  string
+	Now       time.Time
+	PersonaID string
+	// PersonaIDs: dueProfiles' ids (the due or claim rows not cached).
+	PersonaIDs []string
 	TickID     string
 	LeaseToken string
 	// Holds says that LeaseToken is the persona's current lease (the store
@@ -54,15 +56,20 @@ type BindInput struct {
 	Feedback []FeedbackInput
 	Start    TickStart
 	Finish   TickFinish
+	// List is listPersonas' filter: Limit (0: every persona), Cursor (a
+	// nextCursor of an earlier page), Archetype, Cadence, Q, Tags, Status,
+	// Lean. BindInput.Limit stands in for a zero List.Limit.
+	List ListFilter
 }
 
 // BindNames lists the statements Bind knows, in the order the runner's
 // tick cycle meets them.
 var BindNames = []string{
-	"sweep", "due", "claim",
+	"sweep", "due", "claim", "dueProfiles",
 	"lockLease", "startTick", "bindTick", "getTick",
 	"insertActions", "insertFeedback",
 	"tickStatus", "finishTick", "finishPersona",
+	"listPersonas",
 	"personaDetail",
 }
 
@@ -71,9 +78,13 @@ var BindNames = []string{
 // serves it; the failure policy (backoff, quarantine) is the store's.
 //
 //   - sweep: Now. due: Now, Limit (0: DefaultDueLimit). claim: Now, Limit,
-//     RunnerID, Lease, Tokens.
+//     RunnerID, Lease, Tokens. dueProfiles: PersonaIDs (due and claim read
+//     the static fields of personas missing from the profile cache with it;
+//     a warm cache sends none).
 //   - insertActions: PersonaID, Now, Actions, LeaseToken.
-//     insertFeedback: PersonaID, Now, Feedback, LeaseToken.
+//     insertFeedback: PersonaID, Now, Feedback, LeaseToken. Both come in
+//     variants chosen from the batch (a token or not, error rows, ratings
+//     and parse markers; see writePersonaCTE); Statement has the fullest.
 //   - The tick start, in one transaction: lockLease (PersonaID), startTick
 //     (PersonaID, Start, Now, Holds), bindTick (PersonaID, Start.TickID; only
 //     when Holds and the tick is running), getTick (PersonaID, TickID).
@@ -81,6 +92,9 @@ var BindNames = []string{
 //     TickID), finishTick (PersonaID, TickID, Finish, RunnerID, Now, Holds),
 //     finishPersona (PersonaID, Finish.Status, Holds, Now; not when a token
 //     was given that does not hold), getTick.
+//   - The admin list: listPersonas (Now, List; see StreamPersonas). Its SQL
+//     depends on which filters are set (each set filter is a condition);
+//     an invalid filter or cursor is an error here.
 //   - The admin detail (GET /api/v1/personas/admin/:id), one statement:
 //     personaDetail (PersonaID; Now, from which the 7-day window is taken;
 //     Limit, the number of recent actions, 0: DetailRecentActions). It
@@ -113,18 +127,43 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 		}
 		lease := in.Lease.Truncate(time.Second)
 		b.Args = append(dueArgs(now), in.Limit, in.RunnerID, now.Add(lease), tokens, int(lease.Seconds()))
+	case "dueProfiles":
+		ids := in.PersonaIDs
+		if ids == nil {
+			ids = []string{}
+		}
+		b.Args = []any{ids}
 	case "insertActions":
 		raw, err := actionsPayload(in.Actions)
 		if err != nil {
 			return b, err
 		}
-		b.Args = []any{in.PersonaID, now, raw, now.Truncate(time.Hour), tokenArg(in.LeaseToken)}
+		errors := false
+		for _, r := range in.Actions {
+			errors = errors || r.Result == ResultError
+		}
+		tokened := in.LeaseToken != ""
+		b.SQL = insertActionsPG[boolIndex(tokened)][boolIndex(errors)]
+		b.Args = []any{in.PersonaID, now, raw, now.Truncate(time.Hour)}
+		if tokened {
+			b.Args = append(b.Args, in.LeaseToken)
+		}
 	case "insertFeedback":
 		raw, err := feedbackPayload(in.Feedback)
 		if err != nil {
 			return b, err
 		}
-		b.Args = []any{in.PersonaID, now, raw, tokenArg(in.LeaseToken)}
+		var ratings, markers bool
+		for _, r := range in.Feedback {
+			m := IsParseMarker(r.Module)
+			markers, ratings = markers || m, ratings || !m
+		}
+		tokened := in.LeaseToken != ""
+		b.SQL = insertFeedbackPG[boolIndex(tokened)][boolIndex(ratings)][boolIndex(markers)]
+		b.Args = []any{in.PersonaID, now, raw}
+		if tokened {
+			b.Args = append(b.Args, in.LeaseToken)
+		}
 	case "lockLease":
 		b.Args = []any{in.PersonaID}
 	case "startTick":
@@ -141,10 +180,7 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 	case "tickStatus":
 		b.Args = []any{in.PersonaID, in.TickID}
 	case "finishTick":
-		finished := now
-		if in.Finish.FinishedAt != nil {
-			finished = in.Finish.FinishedAt.UTC().Truncate(time.Microsecond)
-		}
+		finished := in.Finish.finishedAt(now)
 		var runner *string
 		if in.Holds && in.RunnerID != "" {
 			runner = &in.RunnerID
@@ -154,10 +190,20 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 			f.RatingStatus, f.TokensIn, f.TokensOut, finished, staleCount(in.LeaseToken, in.Holds), now}
 	case "finishPersona":
 		b.SQL = finishPersonaPG[boolIndex(in.Holds)][boolIndex(in.Finish.Status.Success())]
-		b.Args = []any{in.PersonaID, string(in.Finish.Status), now}
+		b.Args = []any{in.PersonaID, string(in.Finish.Status), now, in.Finish.finishedAt(now)}
 		if !in.Finish.Status.Success() {
 			b.Args = append(b.Args, s.failureArgs(now)[1:]...)
 		}
+	case "listPersonas":
+		f := in.List
+		if f.Limit == 0 {
+			f.Limit = in.Limit
+		}
+		cur, err := checkList(f)
+		if err != nil {
+			return b, err
+		}
+		return bindList(f, cur, now), nil
 	case "personaDetail":
 		limit := in.Limit
 		if limit == 0 {
@@ -199,13 +245,6 @@ func boolIndex(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func tokenArg(token string) any {
-	if token == "" {
-		return nil
-	}
-	return token
 }
 
 // staleCount is 1 for a call whose token does not hold the lease.

@@ -50,17 +50,22 @@ const (
 	sweepBatch = 1000
 )
 
-// DuePersona is a persona as the runner sees it.
+// DuePersona is a persona as the runner sees it. Its static fields
+// (email to cadence) come from the profile cache (profiles.go), so the due
+// and claim statements do not read them; AppendJSON writes the runner's
+// JSON object reusing their cached encoding.
 type DuePersona struct {
 	UserID       string `bun:"user_id" json:"userId"`
-	Email        string `bun:"email" json:"email"`
-	Archetype    string `bun:"archetype" json:"archetype"`
-	SystemPrompt string `bun:"system_prompt" json:"systemPrompt"`
+	Email        string `bun:"-" json:"email"`
+	Archetype    string `bun:"-" json:"archetype"`
+	SystemPrompt string `bun:"-" json:"systemPrompt"`
 	// ModuleMix is passed through as stored (a JSON object validated on
 	// write), not decoded and re-encoded on the runner's hot path.
-	ModuleMix    json.RawMessage `bun:"module_mix,type:jsonb" json:"moduleMix"`
-	TickCadence  Cadence         `bun:"tick_cadence" json:"tickCadence"`
+	ModuleMix    json.RawMessage `bun:"-" json:"moduleMix"`
+	TickCadence  Cadence         `bun:"-" json:"tickCadence"`
 	LastActiveAt *time.Time      `bun:"last_active_at" json:"lastActiveAt"`
+	// UpdatedAt is the row's, the profile cache's key.
+	UpdatedAt time.Time `bun:"updated_at" json:"-"`
 	// MaxHistoryDays is how far back the persona's own story reaches (raw
 	// history kept, in days); nil: the global retention rule.
 	MaxHistoryDays *int `bun:"max_history_days" json:"maxHistoryDays"`
@@ -72,6 +77,8 @@ type DuePersona struct {
 	// writes and finish carry it.
 	LeaseToken     string     `bun:"lease_token" json:"leaseToken,omitempty"`
 	LeaseExpiresAt *time.Time `bun:"lease_expires_at" json:"leaseExpiresAt,omitempty"`
+
+	profile *profile
 }
 
 // DueResult is the answer of Due and Claim. When the fleet is paused,
@@ -104,8 +111,7 @@ const dueOrder = `COALESCE(last_done_at, '-infinity'::timestamptz), user_id`
 
 // dueSQL: dueWhere's arguments, then ?5 the limit.
 const dueSQL = `
-SELECT user_id, email, archetype, system_prompt, module_mix, tick_cadence, last_active_at,
-       max_history_days, consecutive_failures + 1 AS attempt
+SELECT user_id, updated_at, last_active_at, max_history_days, consecutive_failures + 1 AS attempt
   FROM personas.personas
  WHERE ` + dueWhere + `
  ORDER BY ` + dueOrder + `
@@ -132,12 +138,10 @@ WITH due AS (
            lease_tick_id = NULL
       FROM numbered JOIN unnest(?8::text[]) WITH ORDINALITY AS t(token, rn) ON t.rn = numbered.rn
      WHERE p.user_id = numbered.user_id
- RETURNING p.user_id, p.email, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence,
-           p.last_active_at, p.last_done_at, p.max_history_days, p.consecutive_failures + 1 AS attempt,
-           t.token AS lease_token, p.lease_expires_at
+ RETURNING p.user_id, p.updated_at, p.last_active_at, p.last_done_at, p.max_history_days,
+           p.consecutive_failures + 1 AS attempt, t.token AS lease_token, p.lease_expires_at
 )
-SELECT user_id, email, archetype, system_prompt, module_mix, tick_cadence, last_active_at,
-       max_history_days, attempt, lease_token, lease_expires_at
+SELECT user_id, updated_at, last_active_at, max_history_days, attempt, lease_token, lease_expires_at
   FROM upd
  ORDER BY ` + dueOrder
 
@@ -234,10 +238,35 @@ func (s *Store) Due(ctx context.Context, limit *int) (DueResult, error) {
 		return res, err
 	}
 	b := s.mustBind("due", BindInput{Now: now, Limit: n})
-	if err := s.queryPrepared(ctx, b.Name, &res.Personas, b.Args...); err != nil {
+	if res.Personas, err = s.queryDue(ctx, b, false); err != nil {
 		return res, fmt.Errorf("list due personas: %w", translate(err))
 	}
-	return res, nil
+	res.Personas, err = s.fillProfiles(ctx, res.Personas)
+	return res, err
+}
+
+// queryDue runs the due or claim statement and scans its rows (the
+// columns in their SELECT order; claims add the lease's two) without
+// reflection: this is the runner's hottest path.
+func (s *Store) queryDue(ctx context.Context, b Bound, claim bool) ([]DuePersona, error) {
+	rows, err := s.db.DB.QueryContext(ctx, b.SQL, execArgs(b.Args)...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	out := []DuePersona{}
+	for rows.Next() {
+		var d DuePersona
+		dest := []any{&d.UserID, &d.UpdatedAt, &d.LastActiveAt, &d.MaxHistoryDays, &d.Attempt}
+		if claim {
+			dest = append(dest, &d.LeaseToken, &d.LeaseExpiresAt)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }
 
 // ClaimRequest asks for up to Limit due personas leased to RunnerID for
@@ -301,10 +330,13 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (DueResult, error) 
 		return res, err
 	}
 	b := s.mustBind("claim", BindInput{Now: now, Limit: limit, RunnerID: req.RunnerID, Lease: req.Lease()})
-	if err := s.queryPrepared(ctx, b.Name, &res.Personas, b.Args...); err != nil {
+	if res.Personas, err = s.queryDue(ctx, b, true); err != nil {
 		return res, fmt.Errorf("claim due personas: %w", translate(err))
 	}
-	return res, nil
+	// A persona deleted between the claim and this read is dropped: its
+	// lease went with its row.
+	res.Personas, err = s.fillProfiles(ctx, res.Personas)
+	return res, err
 }
 
 // newLeaseToken returns 128 random bits, base64url without padding.

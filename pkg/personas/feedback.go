@@ -80,7 +80,7 @@ func (s *Store) InsertFeedback(ctx context.Context, personaID string, rows []Fee
 	}
 	var found, written int
 	var stale bool
-	err = s.queryRowPrepared(ctx, b.Name, b.Args...).Scan(&found, &written, &stale)
+	err = s.queryRowBound(ctx, b).Scan(&found, &written, &stale)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("insert feedback: %w", translate(err))
 	}
@@ -128,18 +128,45 @@ func (s *Store) FeedbackByModule(ctx context.Context, personaID string) ([]Modul
 }
 
 // insertFeedbackSQL: ?0 persona id, ?1 now, ?2 rows as JSON (ids unique),
-// ?3 the lease token or NULL. Like actions, the insert
-// reads from the persona update, which therefore runs first; the rollups
-// (rollups.go) add up what the insert returned.
-var insertFeedbackSQL = `
+// and when tokened ?3 the lease token. Like actions, the insert reads from
+// the persona update, which therefore runs first; the rollups (rollups.go)
+// add up what the insert returned: ratings when the batch has real modules,
+// parse markers when it has markers (each left out otherwise).
+func insertFeedbackSQL(tokened, ratings, markers bool) string {
+	tok := ""
+	if tokened {
+		tok = "?3"
+	}
+	q := `
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(?2::jsonb) AS r(id text, tick_id text, module text, rating smallint, notes text)
-), ` + writePersonaCTE("?3") + `, ins AS (
+), ` + writePersonaCTE(tok) + `, ins AS (
     INSERT INTO personas.persona_feedback (id, persona_id, tick_id, module, rating, notes, created_at)
     SELECT r.id, p.user_id, r.tick_id, r.module, r.rating, r.notes, ?1::timestamptz
       FROM p, r
         ON CONFLICT (persona_id, id) DO NOTHING
  RETURNING module, rating
-)` + feedbackRollupCTEs + `
+)`
+	if ratings {
+		q += ratingRollupCTE
+	}
+	if markers {
+		q += unparsableRollupCTE
+	}
+	return q + `
 SELECT (SELECT count(*) FROM p) AS found, (SELECT count(*) FROM ins) AS written,
        COALESCE((SELECT stale FROM p), false) AS stale`
+}
+
+// insertFeedbackPG holds insertFeedbackSQL's variants,
+// [tokened][ratings][markers], converted once.
+var insertFeedbackPG = func() (out [2][2][2]string) {
+	for tok := range 2 {
+		for r := range 2 {
+			for m := range 2 {
+				out[tok][r][m] = toPostgresPlaceholders(insertFeedbackSQL(tok == 1, r == 1, m == 1))
+			}
+		}
+	}
+	return out
+}()

@@ -98,6 +98,40 @@ const overdueSQL = `enabled AND quarantined_at IS NULL AND (
             AND COALESCE(tick_hour, auto_tick_hour) <= ?3
             AND ?2::timestamptz + make_interval(hours => COALESCE(tick_hour, auto_tick_hour)) <= ?5))`
 
+// The persona states, each rule in one place: FleetCounts and Overview
+// count by them, the admin list filters by them (status=). Each is a
+// condition over a personas row with statusArgs' arguments (?0 is now).
+const (
+	enabledSQL     = `enabled`
+	disabledSQL    = `NOT enabled`
+	quarantinedSQL = `quarantined_at IS NOT NULL`
+	// backingOffSQL: waiting out the backoff after a failed tick (not
+	// quarantined); the list calls it "backing-off".
+	backingOffSQL = `quarantined_at IS NULL AND next_attempt_at > ?0`
+	// leasedSQL: a lease not yet expired (a lapsed one is a crash-to-be).
+	leasedSQL = `lease_expires_at > ?0`
+)
+
+// StatusSQL maps the admin list's status filter to its rule; overdue is
+// the overview's (OverviewGrace past its slot).
+var StatusSQL = map[string]string{
+	"enabled":     enabledSQL,
+	"disabled":    disabledSQL,
+	"backing-off": backingOffSQL,
+	"quarantined": quarantinedSQL,
+	"leased":      leasedSQL,
+	"overdue":     overdueSQL,
+}
+
+// ListStatuses are StatusSQL's keys, in the order the API documents them.
+var ListStatuses = []string{"enabled", "disabled", "backing-off", "quarantined", "leased", "overdue"}
+
+// statusArgs are the arguments of the state rules at now, with the
+// overview's grace for overdue.
+func statusArgs(now time.Time) []any {
+	return append(dueArgs(now), now.Add(-OverviewGrace), now.Add(-OverviewGrace).Truncate(time.Hour))
+}
+
 // FleetCounts counts personas by state in one pass over personas (no tick
 // or action table is read). Overdue: enabled, not quarantined, and due by
 // the schedule (leases and backoff aside) for longer than grace — since
@@ -110,10 +144,10 @@ func (s *Store) FleetCounts(ctx context.Context, overdueGrace time.Duration) (Fl
 	var c FleetCounts
 	err := s.db.NewRaw(`
 SELECT count(*) AS personas,
-       count(*) FILTER (WHERE enabled) AS enabled,
-       count(*) FILTER (WHERE lease_expires_at > ?0) AS leased,
-       count(*) FILTER (WHERE quarantined_at IS NOT NULL) AS quarantined,
-       count(*) FILTER (WHERE quarantined_at IS NULL AND next_attempt_at > ?0) AS backing_off,
+       count(*) FILTER (WHERE `+enabledSQL+`) AS enabled,
+       count(*) FILTER (WHERE `+leasedSQL+`) AS leased,
+       count(*) FILTER (WHERE `+quarantinedSQL+`) AS quarantined,
+       count(*) FILTER (WHERE `+backingOffSQL+`) AS backing_off,
        count(*) FILTER (WHERE `+overdueSQL+`) AS overdue,
        COALESCE((SELECT paused FROM personas.runner_state), false) AS paused
   FROM personas.personas`, args...).Scan(ctx, &c)

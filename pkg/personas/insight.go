@@ -922,7 +922,7 @@ func (s *Store) Overview(ctx context.Context, w Window) (Overview, error) {
 	today, from, _ := s.days(w)
 	o.Window, o.Since, o.From = w.Name, since.Format(time.RFC3339), from.Format(time.DateOnly)
 
-	args := append(dueArgs(now), now.Add(-OverviewGrace), now.Add(-OverviewGrace).Truncate(time.Hour), MaxOverviewIDs)
+	args := append(statusArgs(now), MaxOverviewIDs)
 	var ps struct {
 		Total       int      `bun:"total"`
 		Enabled     int      `bun:"enabled"`
@@ -935,12 +935,12 @@ func (s *Store) Overview(ctx context.Context, w Window) (Overview, error) {
 		Paused      bool     `bun:"paused"`
 	}
 	err := s.db.NewRaw(`
-SELECT count(*) AS total, count(*) FILTER (WHERE enabled) AS enabled,
-       count(*) FILTER (WHERE NOT enabled) AS disabled,
-       count(*) FILTER (WHERE quarantined_at IS NOT NULL) AS quarantined,
+SELECT count(*) AS total, count(*) FILTER (WHERE `+enabledSQL+`) AS enabled,
+       count(*) FILTER (WHERE `+disabledSQL+`) AS disabled,
+       count(*) FILTER (WHERE `+quarantinedSQL+`) AS quarantined,
        count(*) FILTER (WHERE `+overdueSQL+`) AS overdue,
-       COALESCE((array_agg(user_id ORDER BY user_id) FILTER (WHERE NOT enabled))[1:?7], '{}') AS disabled_ids,
-       COALESCE((array_agg(user_id ORDER BY user_id) FILTER (WHERE quarantined_at IS NOT NULL))[1:?7], '{}') AS quar_ids,
+       COALESCE((array_agg(user_id ORDER BY user_id) FILTER (WHERE `+disabledSQL+`))[1:?7], '{}') AS disabled_ids,
+       COALESCE((array_agg(user_id ORDER BY user_id) FILTER (WHERE `+quarantinedSQL+`))[1:?7], '{}') AS quar_ids,
        COALESCE((array_agg(user_id ORDER BY user_id) FILTER (WHERE `+overdueSQL+`))[1:?7], '{}') AS overdue_ids,
        COALESCE((SELECT paused FROM personas.runner_state), false) AS paused
   FROM personas.personas`, args...).Scan(ctx, &ps)

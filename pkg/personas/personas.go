@@ -3,7 +3,6 @@ package personas
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -248,7 +247,8 @@ func checkText(p *Problems, field, v string, minLen, maxLen int) {
 }
 
 // UpsertPersona creates the persona or updates it in place (keyed by
-// user id) and reports whether it was created. Activity, leases, the
+// user id) and reports whether it was created. An update that changes
+// anything moves updated_at strictly forward. Activity, leases, the
 // failure state, enabled and created_at survive an update. An email already used by another persona
 // is ErrConflict.
 func (s *Store) UpsertPersona(ctx context.Context, in PersonaInput) (created bool, err error) {
@@ -273,7 +273,10 @@ ON CONFLICT (user_id) DO UPDATE
    SET email = EXCLUDED.email, name = EXCLUDED.name, archetype = EXCLUDED.archetype,
        system_prompt = EXCLUDED.system_prompt, module_mix = EXCLUDED.module_mix,
        tick_cadence = EXCLUDED.tick_cadence, tick_hour = EXCLUDED.tick_hour, tags = EXCLUDED.tags,
-       max_history_days = EXCLUDED.max_history_days, updated_at = EXCLUDED.updated_at
+       max_history_days = EXCLUDED.max_history_days,
+       -- Strictly forward, even when the clock stands still: /due's profile
+       -- cache (profiles.go) takes an unchanged updated_at to mean unchanged fields.
+       updated_at = GREATEST(EXCLUDED.updated_at, p.updated_at + interval '1 microsecond')
  WHERE (p.email, p.name, p.archetype, p.system_prompt, p.module_mix, p.tick_cadence, p.tick_hour, p.tags, p.max_history_days)
        IS DISTINCT FROM
        (EXCLUDED.email, EXCLUDED.name, EXCLUDED.archetype, EXCLUDED.system_prompt, EXCLUDED.module_mix,
@@ -326,28 +329,6 @@ func (s *Store) DeletePersona(ctx context.Context, userID string) error {
 	return nil
 }
 
-// PersonaSummary is a persona in the admin list.
-type PersonaSummary struct {
-	Persona   `bun:",extend"`
-	Actions7d int64 `bun:"actions_7d" json:"actions7d"`
-}
-
-// ListFilter narrows and pages the admin list. Zero values mean no filter;
-// Limit 0 means every persona (the historical, unpaged shape).
-type ListFilter struct {
-	Limit     int
-	Cursor    string
-	Archetype string
-	Cadence   Cadence
-	Q         string // case-insensitive substring of email or name
-}
-
-// Limits of the admin list: one page, and the search text.
-const (
-	MaxListLimit = 500
-	MaxQueryLen  = 200
-)
-
 type listCursor struct {
 	CreatedAt time.Time `json:"c"`
 	UserID    string    `json:"u"`
@@ -367,83 +348,6 @@ var actions7dSQL = actions7dExpr("%[1]s", "?0", "?2")
 
 func (s *Store) activityWindow() (start, hourStart, hourEnd time.Time) {
 	return activityWindowAt(s.Now())
-}
-
-// activityWindowAt is the activity window ending at now.
-func activityWindowAt(now time.Time) (start, hourStart, hourEnd time.Time) {
-	start = now.Add(-ActivityWindow)
-	hourStart = start.Truncate(time.Hour)
-	return start, hourStart, hourStart.Add(time.Hour)
-}
-
-// ListPersonas returns personas newest first, each with the number of
-// actions recorded in the last 7 days, read from the hourly buckets kept at
-// ingest (never from persona_actions). nextCursor is empty on the last page.
-func (s *Store) ListPersonas(ctx context.Context, f ListFilter) (items []PersonaSummary, nextCursor string, err error) {
-	var p Problems
-	if f.Limit < 0 || f.Limit > MaxListLimit {
-		p.Add("limit", "must be between 1 and %d", MaxListLimit)
-	}
-	if f.Cadence != "" && !f.Cadence.Valid() {
-		p.Add("cadence", "must be one of daily, weekdays, hourly")
-	}
-	if utf8.RuneCountInString(f.Q) > MaxQueryLen {
-		p.Add("q", "must be at most %d characters", MaxQueryLen)
-	}
-	if utf8.RuneCountInString(f.Archetype) > MaxArchetypeLen {
-		p.Add("archetype", "must be at most %d characters", MaxArchetypeLen)
-	}
-	var cur *listCursor
-	if f.Cursor != "" {
-		cur = new(listCursor)
-		raw, decErr := base64.RawURLEncoding.DecodeString(f.Cursor)
-		if decErr != nil || json.Unmarshal(raw, cur) != nil || cur.UserID == "" {
-			p.Add("cursor", "is not a cursor returned by this API")
-		}
-	}
-	if err := p.Err(); err != nil {
-		return nil, "", err
-	}
-
-	start, hourStart, hourEnd := s.activityWindow()
-	q := s.db.NewSelect().
-		Model(&items).
-		ModelTableExpr("personas.personas AS p").
-		ColumnExpr("p.*").
-		ColumnExpr(fmt.Sprintf(actions7dSQL, "p.user_id")+" AS actions_7d", start, hourStart, hourEnd).
-		OrderExpr("p.created_at DESC, p.user_id DESC")
-	if f.Archetype != "" {
-		q = q.Where("p.archetype = ?", f.Archetype)
-	}
-	if f.Cadence != "" {
-		q = q.Where("p.tick_cadence = ?", string(f.Cadence))
-	}
-	if f.Q != "" {
-		pattern := "%" + escapeLike(strings.ToLower(f.Q)) + "%"
-		q = q.Where("(lower(p.email) LIKE ? OR lower(p.name) LIKE ?)", pattern, pattern)
-	}
-	if cur != nil {
-		q = q.Where("(p.created_at, p.user_id) < (?, ?)", cur.CreatedAt, cur.UserID)
-	}
-	if f.Limit > 0 {
-		q = q.Limit(int64(f.Limit + 1))
-	}
-	if err := q.Scan(ctx); err != nil {
-		return nil, "", fmt.Errorf("list personas: %w", translate(err))
-	}
-	if items == nil {
-		items = []PersonaSummary{}
-	}
-	for i := range items {
-		items[i].derive()
-	}
-	if f.Limit > 0 && len(items) > f.Limit {
-		items = items[:f.Limit]
-		last := items[len(items)-1]
-		raw, _ := json.Marshal(listCursor{CreatedAt: last.CreatedAt, UserID: last.UserID})
-		nextCursor = base64.RawURLEncoding.EncodeToString(raw)
-	}
-	return items, nextCursor, nil
 }
 
 func escapeLike(s string) string {

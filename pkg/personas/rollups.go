@@ -94,9 +94,10 @@ func ratingCounts(col string) string {
 	return b.String()
 }
 
-// feedbackRollupCTEs add the inserted ratings (CTE ins: module, rating) to
-// the rollups: ?0 persona id, ?1 now.
-var feedbackRollupCTEs = `, rated AS (
+// ratingRollupCTE and unparsableRollupCTE add the inserted ratings (CTE
+// ins: module, rating) to the rollups: ?0 persona id, ?1 now. A batch
+// leaves out the one it has no rows for (see insertFeedbackSQL).
+var ratingRollupCTE = `, rated AS (
     INSERT INTO personas.rating_daily AS d (day, module, persona_id, n, r1, r2, r3, r4, r5, last_at)
     SELECT ` + dayOf + `, ins.module, ?0::text, count(*), ` + ratingCounts("ins.rating") + `, ?1::timestamptz
       FROM ins
@@ -106,7 +107,9 @@ var feedbackRollupCTEs = `, rated AS (
         ON CONFLICT (day, module, persona_id) DO UPDATE
        SET n = d.n + EXCLUDED.n, r1 = d.r1 + EXCLUDED.r1, r2 = d.r2 + EXCLUDED.r2, r3 = d.r3 + EXCLUDED.r3,
            r4 = d.r4 + EXCLUDED.r4, r5 = d.r5 + EXCLUDED.r5, last_at = GREATEST(d.last_at, EXCLUDED.last_at)
-), unparsable AS (
+)`
+
+var unparsableRollupCTE = `, unparsable AS (
     INSERT INTO personas.rating_unparsable_daily AS u (day, persona_id, n)
     SELECT ` + dayOf + `, ?0::text, count(*)
       FROM ins
@@ -115,11 +118,13 @@ var feedbackRollupCTEs = `, rated AS (
         ON CONFLICT (day, persona_id) DO UPDATE SET n = u.n + EXCLUDED.n
 )`
 
-// actionRollupCTEs add the inserted actions (CTE ins: tool_name, result,
-// error_message, latency_ms) to the rollups: ?0 persona id, ?1 now. Error
-// groups new to the (day, tool, persona) are kept while there are fewer
-// than MaxErrorGroups; the rest count in the "" group.
-var actionRollupCTEs = `, tools AS (
+// actionToolRollupCTE and actionErrorRollupCTEs add the inserted actions
+// (CTE ins: tool_name, result, error_message, latency_ms) to the rollups:
+// ?0 persona id, ?1 now. Error groups new to the (day, tool, persona) are
+// kept while there are fewer than MaxErrorGroups; the rest count in the ""
+// group. A batch without error rows leaves out the error part (see
+// insertActionsSQL).
+var actionToolRollupCTE = `, tools AS (
     INSERT INTO personas.action_daily AS d
            (day, tool_name, persona_id, calls, errors, latency_n, latency_sum, latency_hist)
     SELECT ` + dayOf + `, ins.tool_name, ?0::text, count(*), count(*) FILTER (WHERE ins.result = 'error'),
@@ -131,7 +136,9 @@ var actionRollupCTEs = `, tools AS (
        SET calls = d.calls + EXCLUDED.calls, errors = d.errors + EXCLUDED.errors,
            latency_n = d.latency_n + EXCLUDED.latency_n, latency_sum = d.latency_sum + EXCLUDED.latency_sum,
            latency_hist = ` + histogramAdd("d.latency_hist", "EXCLUDED.latency_hist") + `
-), errg AS (
+)`
+
+var actionErrorRollupCTEs = `, errg AS (
     SELECT ins.tool_name, md5(` + normalisedMessage("ins.error_message") + `) AS h,
            min(left(COALESCE(ins.error_message, ''), 500)) AS sample, count(*) AS n
       FROM ins

@@ -206,8 +206,14 @@ func TestRollupsEqualRawAggregates(t *testing.T) {
 					tick := fmt.Sprintf("d%d-w%d-k%d", day, w, k%8) // k%8: some ticks repeat
 					acts := randomActions(rng, tick, 1+rng.IntN(30))
 					fb := randomFeedback(rng, tick)
+					// Some writes carry a (stale) lease token: they take the
+					// write statements' other variant, and count all the same.
+					var opts personas.WriteOptions
+					if rng.IntN(3) == 0 {
+						opts.LeaseToken = "stale-token-" + tick
+					}
 					for range 1 + rng.IntN(3) { // retries
-						res, err := b.store.InsertActions(ctx, pid, acts, personas.WriteOptions{})
+						res, err := b.store.InsertActions(ctx, pid, acts, opts)
 						if err != nil {
 							t.Errorf("actions: %v", err)
 							return
@@ -218,7 +224,7 @@ func TestRollupsEqualRawAggregates(t *testing.T) {
 						mu.Lock()
 						written[pid] += res.Written
 						mu.Unlock()
-						if _, err := b.store.InsertFeedback(ctx, pid, fb, personas.WriteOptions{}); err != nil {
+						if _, err := b.store.InsertFeedback(ctx, pid, fb, opts); err != nil {
 							t.Errorf("feedback: %v", err)
 							return
 						}

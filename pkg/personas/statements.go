@@ -20,21 +20,23 @@ import (
 var prepared = func() map[string]string {
 	out := map[string]string{}
 	for name, q := range map[string]string{
-		"due":            dueSQL,
-		"claim":          claimSQL,
-		"sweep":          sweepSQL,
-		"insertActions":  insertActionsSQL,
-		"insertFeedback": insertFeedbackSQL,
-		"lockLease":      lockLeaseSQL,
-		"startTick":      startTickSQL,
-		"bindTick":       bindTickSQL,
-		"getTick":        getTickSQL,
-		"tickStatus":     tickStatusSQL,
-		"finishTick":     finishTickSQL,
-		"personaDetail":  personaDetailSQL,
+		"due":           dueSQL,
+		"claim":         claimSQL,
+		"dueProfiles":   dueProfilesSQL,
+		"sweep":         sweepSQL,
+		"lockLease":     lockLeaseSQL,
+		"startTick":     startTickSQL,
+		"bindTick":      bindTickSQL,
+		"getTick":       getTickSQL,
+		"tickStatus":    tickStatusSQL,
+		"finishTick":    finishTickSQL,
+		"personaDetail": personaDetailSQL,
 	} {
 		out[name] = toPostgresPlaceholders(q)
 	}
+	// The write statements' fullest variants (Bind picks one per batch).
+	out["insertActions"] = insertActionsPG[1][1]
+	out["insertFeedback"] = insertFeedbackPG[1][1][1]
 	return out
 }()
 
@@ -49,7 +51,7 @@ func toPostgresPlaceholders(q string) string {
 
 // Statement returns the SQL of one of the store's prepared statements
 // exactly as the store sends it ($1, $2, ... placeholders), so tests can
-// check its plan. Names: "due", "claim", "sweep", "insertActions",
+// check its plan. Names: "due", "claim", "dueProfiles", "sweep", "insertActions",
 // "insertFeedback" and the tick transactions' "lockLease", "startTick",
 // "bindTick", "getTick", "tickStatus", "finishTick", and the admin
 // detail's "personaDetail" ("finishPersona" has variants: see Bind, which
@@ -67,6 +69,12 @@ func execArgs(args []any) []any {
 
 func (s *Store) queryRowPrepared(ctx context.Context, name string, args ...any) *sql.Row {
 	return s.db.DB.QueryRowContext(ctx, prepared[name], execArgs(args)...)
+}
+
+// queryRowBound runs a bound statement (whichever variant Bind chose) as a
+// cached prepared statement.
+func (s *Store) queryRowBound(ctx context.Context, b Bound) *sql.Row {
+	return s.db.DB.QueryRowContext(ctx, b.SQL, execArgs(b.Args)...)
 }
 
 // queryPrepared runs a prepared statement and scans its rows with bun into

@@ -20,6 +20,8 @@ type Store struct {
 	backoffMin      time.Duration
 	backoffMax      time.Duration // 0: the cadence's period
 	quarantineAfter int
+
+	profiles *profileCache // /due and claims (profiles.go)
 }
 
 // Defaults of the failure policy (see WithBackoff, WithQuarantineAfter).
@@ -109,7 +111,8 @@ func OpenDB(dsn string, pc PoolConfig) (*bun.DB, error) {
 
 // New returns a store over db.
 func New(db *bun.DB, opts ...Option) *Store {
-	s := &Store{db: db, now: time.Now, backoffMin: DefaultBackoffMin, quarantineAfter: DefaultQuarantineAfter}
+	s := &Store{db: db, now: time.Now, backoffMin: DefaultBackoffMin, quarantineAfter: DefaultQuarantineAfter,
+		profiles: newProfileCache()}
 	for _, o := range opts {
 		o(s)
 	}

@@ -115,10 +115,14 @@ type Tick struct {
 	// (a runner that predates tick records): then only the counts and the
 	// duration are known.
 	Recorded bool `bun:"recorded" json:"recorded"`
-	// Derived from the stored actions and feedback of this tick.
-	Actions int `bun:"actions" json:"actions"`
-	Errors  int `bun:"errors" json:"errors"`
-	Ratings int `bun:"ratings" json:"ratings"`
+	// Derived from the stored actions and feedback of this tick. Ratings
+	// counts every stored rating row, parse markers included;
+	// UnparsableRatings how many of them are parse markers (modules
+	// starting with "__", see IsParseMarker), which no aggregate counts.
+	Actions           int `bun:"actions" json:"actions"`
+	Errors            int `bun:"errors" json:"errors"`
+	Ratings           int `bun:"ratings" json:"ratings"`
+	UnparsableRatings int `bun:"unparsable_ratings" json:"unparsableRatings"`
 	// DurationMs: finishedAt − startedAt; where either is unknown, the
 	// first or last stored row stands in. Nil when nothing is known.
 	DurationMs *int64 `bun:"duration_ms" json:"durationMs"`
@@ -129,7 +133,7 @@ type Tick struct {
 const tickSelect = `
 SELECT t.tick_id, t.runner_id, t.model, t.platform_version, t.started_at, t.finished_at, t.status,
        t.error_kind, t.error_message, t.summary, t.rating_status, t.tokens_in, t.tokens_out,
-       t.stale_writes, t.created_at, true AS recorded, a.actions, a.errors, f.ratings,
+       t.stale_writes, t.created_at, true AS recorded, a.actions, a.errors, f.ratings, f.unparsable_ratings,
        (extract(epoch FROM COALESCE(t.finished_at, GREATEST(a.last_at, f.last_at))
                          - COALESCE(t.started_at, LEAST(a.first_at, f.first_at))) * 1000)::bigint AS duration_ms
   FROM personas.persona_ticks AS t
@@ -139,7 +143,8 @@ SELECT t.tick_id, t.runner_id, t.model, t.platform_version, t.started_at, t.fini
          FROM personas.persona_actions AS x
         WHERE x.persona_id = t.persona_id AND x.tick_id = t.tick_id) AS a
  CROSS JOIN LATERAL (
-       SELECT count(*) AS ratings, min(y.created_at) AS first_at, max(y.created_at) AS last_at
+       SELECT count(*) AS ratings, count(*) FILTER (WHERE left(y.module, 2) = '__') AS unparsable_ratings,
+              min(y.created_at) AS first_at, max(y.created_at) AS last_at
          FROM personas.persona_feedback AS y
         WHERE y.persona_id = t.persona_id AND y.tick_id = t.tick_id) AS f`
 
@@ -221,6 +226,14 @@ func (in *TickFinish) Validate(now time.Time) error {
 	return p.Err()
 }
 
+// finishedAt is when the tick ended: the runner's FinishedAt, else now.
+func (in *TickFinish) finishedAt(now time.Time) time.Time {
+	if in.FinishedAt != nil {
+		return in.FinishedAt.UTC().Truncate(time.Microsecond)
+	}
+	return now
+}
+
 // TickResult is what StartTick and FinishTick did.
 type TickResult struct {
 	Tick Tick `json:"tick"`
@@ -273,10 +286,12 @@ RETURNING (xmax = 0) AS created`
 )
 
 // finishPersonaSQL applies a finish to the persona: ?0 persona id, ?1 the
-// status, ?2 now; a failure also ?3 backoff min, ?4 max, ?5 the threshold.
-// holds: the finish ends the lease.
+// status, ?2 now, ?3 the tick's finishedAt (lastTick mirrors the tick
+// record, as after a crash; the schedule follows the store's clock); a
+// failure also ?4 backoff min, ?5 max, ?6 the threshold. holds: the finish
+// ends the lease.
 func finishPersonaSQL(holds, success bool) string {
-	set := `last_tick_status = ?1, last_tick_finished_at = ?2::timestamptz`
+	set := `last_tick_status = ?1, last_tick_finished_at = ?3::timestamptz`
 	if holds {
 		set += ", " + leaseCleared
 	}
@@ -284,7 +299,7 @@ func finishPersonaSQL(holds, success bool) string {
 		set += `, last_active_at = ?2::timestamptz, last_done_at = ?2::timestamptz,
        consecutive_failures = 0, next_attempt_at = NULL`
 	} else {
-		set += ", " + failureSet("?2::timestamptz", "?3::float8", "?4::float8", "?5::integer")
+		set += ", " + failureSet("?2::timestamptz", "?4::float8", "?5::float8", "?6::integer")
 	}
 	return `UPDATE personas.personas AS p SET ` + set + ` WHERE user_id = ?0`
 }
@@ -472,13 +487,14 @@ func (s *Store) GetTick(ctx context.Context, personaID, tickID string) (Tick, er
 		return Tick{}, fmt.Errorf("get tick: %w", translate(err))
 	}
 	err = s.db.NewRaw(`
-SELECT ?1 AS tick_id, false AS recorded, a.actions, a.errors, f.ratings,
+SELECT ?1 AS tick_id, false AS recorded, a.actions, a.errors, f.ratings, f.unparsable_ratings,
        a.first_at AS created_at,
        (extract(epoch FROM GREATEST(a.last_at, f.last_at) - LEAST(a.first_at, f.first_at)) * 1000)::bigint AS duration_ms
   FROM (SELECT count(*) AS actions, count(*) FILTER (WHERE result = 'error') AS errors,
                min(created_at) AS first_at, max(created_at) AS last_at
           FROM personas.persona_actions WHERE persona_id = ?0 AND tick_id = ?1) AS a,
-       (SELECT count(*) AS ratings, min(created_at) AS first_at, max(created_at) AS last_at
+       (SELECT count(*) AS ratings, count(*) FILTER (WHERE left(module, 2) = '__') AS unparsable_ratings,
+               min(created_at) AS first_at, max(created_at) AS last_at
           FROM personas.persona_feedback WHERE persona_id = ?0 AND tick_id = ?1) AS f
  WHERE a.actions > 0 OR f.ratings > 0`, personaID, tickID).Scan(ctx, &t)
 	if err != nil {

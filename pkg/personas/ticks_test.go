@@ -628,6 +628,50 @@ func TestBatchDuplicatesAccepted(t *testing.T) {
 	require.InDelta(t, 4.0, agg[0].AvgRating, 1e-9)
 }
 
+// TestLegacyWriteDoneOncePerHour: a legacy write marks the period done
+// only when the stored mark is from an earlier clock hour, so the writes
+// of one hour keep the first mark (and leave personas_due_idx alone: the
+// persona row's update stays HOT). last_active_at follows every write, and
+// due answers as if each write had moved the mark.
+func TestLegacyWriteDoneOncePerHour(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	createPersona(t, b.store, "p1", personas.CadenceHourly)
+	marks := func() (done, active time.Time) {
+		t.Helper()
+		p, err := b.store.GetPersona(ctx, "p1")
+		require.NoError(t, err)
+		require.NotNil(t, p.LastDoneAt)
+		require.NotNil(t, p.LastActiveAt)
+		return p.LastDoneAt.UTC(), p.LastActiveAt.UTC()
+	}
+	b.clock.Advance(5 * time.Minute) // 12:05
+	_, err := b.store.InsertActions(ctx, "p1", actions("a", 2), personas.WriteOptions{})
+	require.NoError(t, err)
+	done, active := marks()
+	require.Equal(t, monday.Add(5*time.Minute), done)
+	require.Equal(t, monday.Add(5*time.Minute), active)
+
+	b.clock.Advance(50 * time.Minute) // 12:55
+	_, err = b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: "b", Module: "todo", Rating: 4}}, personas.WriteOptions{})
+	require.NoError(t, err)
+	_, err = b.store.InsertActions(ctx, "p1", actions("b", 1), personas.WriteOptions{})
+	require.NoError(t, err)
+	done, active = marks()
+	require.Equal(t, monday.Add(5*time.Minute), done, "the hour's first mark stays")
+	require.Equal(t, monday.Add(55*time.Minute), active, "last_active_at follows every write")
+	require.Empty(t, dueIDs(t, b.store))
+
+	b.clock.Advance(5 * time.Minute) // 13:00
+	require.Equal(t, []string{"p1"}, dueIDs(t, b.store), "due in the next hour, as with the later mark")
+	_, err = b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{{TickID: "c", Module: "todo", Rating: 4}}, personas.WriteOptions{})
+	require.NoError(t, err)
+	done, _ = marks()
+	require.Equal(t, monday.Add(time.Hour), done, "a new hour moves the mark")
+	require.Empty(t, dueIDs(t, b.store))
+}
+
 func TestLegacyRunnerFlow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -658,4 +702,67 @@ func TestLegacyRunnerFlow(t *testing.T) {
 	ticks, _, err := b.store.ListTicks(ctx, "p1", personas.TickFilter{})
 	require.NoError(t, err)
 	require.Empty(t, ticks, "no tick records for a legacy runner")
+}
+
+func TestTickUnparsableRatings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	createPersona(t, b.store, "p1", personas.CadenceDaily)
+	c := claimOne(t, b.store, "r1", time.Hour)
+	_, err := b.store.StartTick(ctx, "p1", personas.TickStart{TickID: "t1", RunnerID: "r1", LeaseToken: c.LeaseToken})
+	require.NoError(t, err)
+	_, err = b.store.InsertFeedback(ctx, "p1", []personas.FeedbackInput{
+		{TickID: "t1", Module: "todo", Rating: 4}, {TickID: "t1", Module: "__parse", Rating: 3}, {TickID: "t1", Module: "__other", Rating: 3},
+		{TickID: "t2", Module: "__parse", Rating: 3},
+	}, personas.WriteOptions{LeaseToken: c.LeaseToken})
+	require.NoError(t, err)
+
+	fin, err := b.store.FinishTick(ctx, "p1", "t1", finish(personas.TickOK), c.LeaseToken)
+	require.NoError(t, err)
+	require.Equal(t, 3, fin.Tick.Ratings)
+	require.Equal(t, 2, fin.Tick.UnparsableRatings, "on the finish's answer")
+	page, _, err := b.store.ListTicks(ctx, "p1", personas.TickFilter{})
+	require.NoError(t, err)
+	require.Len(t, page, 1)
+	require.Equal(t, 2, page[0].UnparsableRatings, "in the list")
+	legacy, err := b.store.GetTick(ctx, "p1", "t2")
+	require.NoError(t, err)
+	require.False(t, legacy.Recorded)
+	require.Equal(t, 1, legacy.UnparsableRatings, "on a tick without a record")
+}
+
+// The persona's lastTick is its last tick as recorded: finishedAt is the
+// tick's own (the runner's finishedAt when it sent one), as for a crash,
+// while the schedule (last done, last active) follows the store's clock.
+func TestLastTickFinishedAtIsTheTicks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	createPersona(t, b.store, "p1", personas.CadenceDaily)
+	c := claimOne(t, b.store, "r1", time.Hour)
+	_, err := b.store.StartTick(ctx, "p1", personas.TickStart{TickID: "t1", RunnerID: "r1", LeaseToken: c.LeaseToken})
+	require.NoError(t, err)
+	b.clock.Advance(10 * time.Minute)
+	ranUntil := b.clock.Now().Add(-4 * time.Minute).Truncate(time.Millisecond) // reported late
+	in := finish(personas.TickOK)
+	in.FinishedAt = &ranUntil
+	fin, err := b.store.FinishTick(ctx, "p1", "t1", in, c.LeaseToken)
+	require.NoError(t, err)
+	require.Equal(t, ranUntil, fin.Tick.FinishedAt.UTC())
+	p, err := b.store.GetPersona(ctx, "p1")
+	require.NoError(t, err)
+	require.NotNil(t, p.LastTick)
+	require.Equal(t, ranUntil, p.LastTick.FinishedAt.UTC(), "lastTick.finishedAt is the tick's finishedAt")
+	require.Equal(t, b.clock.Now(), p.LastDoneAt.UTC(), "the schedule follows the store's clock")
+
+	// Without finishedAt both are the store's clock.
+	b.clock.Advance(24 * time.Hour)
+	c = claimOne(t, b.store, "r1", time.Hour)
+	fin, err = b.store.FinishTick(ctx, "p1", "t2", finish(personas.TickFailed), c.LeaseToken)
+	require.NoError(t, err)
+	p, err = b.store.GetPersona(ctx, "p1")
+	require.NoError(t, err)
+	require.Equal(t, b.clock.Now(), fin.Tick.FinishedAt.UTC())
+	require.Equal(t, b.clock.Now(), p.LastTick.FinishedAt.UTC())
 }

@@ -396,57 +396,6 @@ func emailTaken(email, personaID string, user *manaauth.User) error {
 		email, personaID, why, personaID)
 }
 
-// ---- GET / --------------------------------------------------------------
-
-// pagedList is the list with paging: nextCursor is null on the last page.
-type pagedList struct {
-	Personas   []personaJSON `json:"personas"`
-	NextCursor *string       `json:"nextCursor"`
-}
-
-// list answers every persona newest first ({"personas":[...]}), or, with
-// limit, one page of them plus nextCursor. Filters: archetype, cadence, q
-// (case-insensitive substring of email or name).
-func (h *handlers) list(c echo.Context) error {
-	q := c.QueryParams()
-	f := personas.ListFilter{
-		Cursor:    q.Get("cursor"),
-		Archetype: q.Get("archetype"),
-		Cadence:   personas.Cadence(q.Get("cadence")),
-		Q:         q.Get("q"),
-	}
-	var p errs.Problems
-	limit := edge.QueryInt(c, "limit", &p)
-	paged := limit != nil
-	if paged {
-		f.Limit = *limit
-		if f.Limit == 0 {
-			f.Limit = -1 // explicit 0 is out of range, not "unpaged"
-		}
-	} else if f.Cursor != "" {
-		p.Add("cursor", "needs limit")
-	}
-	if err := p.Err(); err != nil {
-		return err
-	}
-	items, next, err := h.store.ListPersonas(c.Request().Context(), f)
-	if err != nil {
-		return err
-	}
-	out := make([]personaJSON, len(items))
-	for i := range items {
-		out[i] = newPersonaJSON(&items[i].Persona, items[i].Actions7d)
-	}
-	if !paged {
-		return c.JSON(http.StatusOK, map[string]any{"personas": out})
-	}
-	page := pagedList{Personas: out}
-	if next != "" {
-		page.NextCursor = &next
-	}
-	return c.JSON(http.StatusOK, page)
-}
-
 // ---- GET /:id -----------------------------------------------------------
 
 type actionJSON struct {

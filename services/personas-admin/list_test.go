@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -288,4 +289,184 @@ func TestActivity(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, status)
 		require.JSONEq(t, `{"error":"Persona not found"}`, body)
 	})
+}
+
+// sqlExec runs a statement on the test's database (to put personas into
+// states that take many steps to reach through the API).
+func (b *bundle) sqlExec(t *testing.T, q string, args ...any) {
+	t.Helper()
+	_, err := b.store.DB().ExecContext(context.Background(), q, args...)
+	require.NoError(t, err)
+}
+
+func TestListTagAndStatusFilters(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	tags := map[string][]string{
+		"ok": {"chaos", "night"}, "off": {"chaos"}, "wait": {"night"}, "quar": nil, "lease": {"chaos"}, "late": nil,
+	}
+	for _, id := range []string{"ok", "off", "wait", "quar", "lease", "late"} {
+		_, err := b.store.UpsertPersona(ctx, personas.PersonaInput{
+			UserID: id, Email: "persona." + id + "@mana.test", Archetype: "solo-dev", SystemPrompt: "Du bist " + id + ".",
+			ModuleMix: map[string]float64{"todo": 1}, TickCadence: personas.CadenceHourly, Tags: tags[id],
+		})
+		require.NoError(t, err)
+		b.clock.Advance(time.Minute)
+	}
+	b.clock.Advance(3 * time.Hour) // past the overview's grace: never done is overdue
+	now := b.clock.Now()
+	b.sqlExec(t, `UPDATE personas.personas SET last_done_at = ? WHERE user_id <> 'late'`, now)
+	require.NoError(t, b.store.SetEnabled(ctx, "off", false))
+	b.sqlExec(t, `UPDATE personas.personas SET consecutive_failures = 1, next_attempt_at = ? WHERE user_id = 'wait'`, now.Add(time.Hour))
+	b.sqlExec(t, `UPDATE personas.personas SET consecutive_failures = 5, quarantined_at = ? WHERE user_id = 'quar'`, now)
+	b.sqlExec(t, `UPDATE personas.personas SET lease_owner = 'r1', lease_expires_at = ? WHERE user_id = 'lease'`, now.Add(time.Minute))
+
+	for query, want := range map[string][]string{
+		"?tag=chaos":                 {"lease", "off", "ok"},
+		"?tag=chaos&tag=night":       {"ok"},
+		"?tag=chaos,night":           {"ok"},
+		"?tag=nobody":                {},
+		"?status=enabled":            {"late", "lease", "quar", "wait", "ok"},
+		"?status=disabled":           {"off"},
+		"?status=backing-off":        {"wait"},
+		"?status=quarantined":        {"quar"},
+		"?status=leased":             {"lease"},
+		"?status=overdue":            {"late"},
+		"?status=enabled&tag=chaos":  {"lease", "ok"},
+		"?status=disabled&tag=night": {},
+	} {
+		l, _ := b.list(t, query)
+		require.Equal(t, want, ids(l), query)
+	}
+
+	// The overview counts by the same rules.
+	status, body := b.call(t, http.MethodGet, apiPath+"/overview?window=24h", "")
+	require.Equal(t, http.StatusOK, status, body)
+	var o struct {
+		Personas struct {
+			Disabled, Quarantined, Overdue struct{ IDs []string }
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &o))
+	require.Equal(t, []string{"off"}, o.Personas.Disabled.IDs)
+	require.Equal(t, []string{"quar"}, o.Personas.Quarantined.IDs)
+	require.Equal(t, []string{"late"}, o.Personas.Overdue.IDs)
+
+	t.Run("PagesUnderFilters", func(t *testing.T) {
+		t.Parallel()
+		for query, want := range map[string][]string{
+			"&status=enabled": {"late", "lease", "quar", "wait", "ok"},
+			"&tag=chaos":      {"lease", "off", "ok"},
+		} {
+			var got []string
+			q := "?limit=2" + query
+			for range 5 {
+				l, _ := b.list(t, q)
+				require.LessOrEqual(t, len(l.Personas), 2)
+				got = append(got, ids(l)...)
+				if l.NextCursor == nil {
+					break
+				}
+				q = "?limit=2" + query + "&cursor=" + *l.NextCursor
+			}
+			require.Equal(t, want, got, query)
+		}
+	})
+
+	t.Run("ErrBadParams", func(t *testing.T) {
+		t.Parallel()
+		for query, field := range map[string]string{
+			"?status=asleep":     "status",
+			"?tag=Not%20A%20Tag": "tag[0]",
+			"?tag=ok,BAD":        "tag[1]",
+			"?fields=some":       "fields",
+		} {
+			status, body := b.call(t, http.MethodGet, apiPath+query, "")
+			require.Equal(t, http.StatusBadRequest, status, query)
+			var e struct {
+				Error   string
+				Details []struct{ Field string }
+			}
+			require.NoError(t, json.Unmarshal([]byte(body), &e))
+			require.Equal(t, "ValidationError", e.Error, query)
+			require.Equal(t, field, e.Details[0].Field, query)
+		}
+	})
+}
+
+// TestListItemIsTheDetailsPersona: the list's hand-written encoder says
+// exactly what the detail's persona says; fields=summary leaves out only
+// the prompt.
+func TestListItemIsTheDetailsPersona(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	hour, days := 7, 30
+	_, err := b.store.UpsertPersona(ctx, personas.PersonaInput{
+		UserID: "p1", Email: "persona.p1@mana.test", Name: "Jö \"Q\" <b>", Archetype: "solo-dev",
+		SystemPrompt: "Du bist ein Test.\n\tMit Sonderzeichen: ä ö ü & < > \\ \u2028.",
+		ModuleMix:    map[string]float64{"todo": 0.25, "notes": 3}, TickCadence: personas.CadenceDaily,
+		TickHour: &hour, Tags: []string{"chaos", "b-side"}, MaxHistoryDays: &days,
+	})
+	require.NoError(t, err)
+	b.sqlExec(t, `UPDATE personas.personas SET lease_owner = 'r1', lease_expires_at = ?, lease_tick_id = 't9',
+        last_tick_status = 'failed', last_tick_finished_at = ?, consecutive_failures = 2, next_attempt_at = ?, last_active_at = ?`,
+		t0.Add(time.Minute), t0.Add(-time.Minute), t0.Add(time.Hour), t0.Add(-time.Hour))
+
+	status, body := b.call(t, http.MethodGet, apiPath+"/p1", "")
+	require.Equal(t, http.StatusOK, status, body)
+	var detail struct{ Persona map[string]any }
+	require.NoError(t, json.Unmarshal([]byte(body), &detail))
+	for _, query := range []string{"", "?limit=10", "?fields=full"} {
+		status, body = b.call(t, http.MethodGet, apiPath+query, "")
+		require.Equal(t, http.StatusOK, status, body)
+		var list struct{ Personas []map[string]any }
+		require.NoError(t, json.Unmarshal([]byte(body), &list))
+		require.Len(t, list.Personas, 1)
+		require.Equal(t, detail.Persona, list.Personas[0], query)
+	}
+	status, body = b.call(t, http.MethodGet, apiPath+"?fields=summary&limit=10", "")
+	require.Equal(t, http.StatusOK, status, body)
+	var lean struct{ Personas []map[string]any }
+	require.NoError(t, json.Unmarshal([]byte(body), &lean))
+	want := detail.Persona
+	delete(want, "systemPrompt")
+	require.Equal(t, want, lean.Personas[0])
+}
+
+// TestListDatabaseFaultMidStream: once the list has started streaming, a
+// database fault cannot change the status; the response is cut off, the
+// JSON unterminated, and the client's read fails.
+func TestListDatabaseFaultMidStream(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// 2,000 personas of 15 kB prompts: 30 MB, far more than the socket
+	// buffers between PostgreSQL, the service and the client hold, so the
+	// query is still sending when its backend is killed.
+	b.sqlExec(t, `INSERT INTO personas.personas (user_id, email, archetype, system_prompt, module_mix)
+SELECT 'm' || i, 'persona.m' || i || '@mana.test', 'solo-dev', repeat('Du bist viele. ', 1000), '{"todo":1}'
+  FROM generate_series(1, 2000) AS i`)
+
+	req, err := http.NewRequest(http.MethodGet, b.url+apiPath, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+b.admin)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "streaming began")
+	head := make([]byte, 64<<10)
+	_, err = io.ReadFull(resp.Body, head)
+	require.NoError(t, err)
+
+	var killed int
+	require.NoError(t, b.store.DB().QueryRowContext(context.Background(), `
+SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%actions_7d%'`).Scan(&killed))
+	require.Equal(t, 1, killed, "the list's backend")
+
+	rest, err := io.ReadAll(resp.Body)
+	require.Error(t, err, "the body is cut off, not ended cleanly")
+	var v any
+	require.Error(t, json.Unmarshal(append(head, rest...), &v), "the JSON is unterminated")
 }

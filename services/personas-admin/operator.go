@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -190,28 +191,29 @@ func (h *handlers) unquarantine(c echo.Context) error {
 
 // ---- GET /:id/ticks -----------------------------------------------------
 
-// tickJSON is a tick as the list shows it: everything but the summary,
-// which can be long and is in the tick's own answer.
+// tickJSON is a tick without its summary, which can be long: the list
+// adds an excerpt, the tick's own answer the whole summary.
 type tickJSON struct {
-	TickID          string  `json:"tickId"`
-	Recorded        bool    `json:"recorded"`
-	Status          *string `json:"status"`
-	RunnerID        *string `json:"runnerId"`
-	Model           *string `json:"model"`
-	PlatformVersion *string `json:"platformVersion"`
-	StartedAt       *string `json:"startedAt"`
-	FinishedAt      *string `json:"finishedAt"`
-	ErrorKind       *string `json:"errorKind"`
-	ErrorMessage    *string `json:"errorMessage"`
-	RatingStatus    *string `json:"ratingStatus"`
-	TokensIn        *int64  `json:"tokensIn"`
-	TokensOut       *int64  `json:"tokensOut"`
-	StaleWrites     int     `json:"staleWrites"`
-	Actions         int     `json:"actions"`
-	Errors          int     `json:"errors"`
-	Ratings         int     `json:"ratings"`
-	DurationMs      *int64  `json:"durationMs"`
-	CreatedAt       string  `json:"createdAt"`
+	TickID            string  `json:"tickId"`
+	Recorded          bool    `json:"recorded"`
+	Status            *string `json:"status"`
+	RunnerID          *string `json:"runnerId"`
+	Model             *string `json:"model"`
+	PlatformVersion   *string `json:"platformVersion"`
+	StartedAt         *string `json:"startedAt"`
+	FinishedAt        *string `json:"finishedAt"`
+	ErrorKind         *string `json:"errorKind"`
+	ErrorMessage      *string `json:"errorMessage"`
+	RatingStatus      *string `json:"ratingStatus"`
+	TokensIn          *int64  `json:"tokensIn"`
+	TokensOut         *int64  `json:"tokensOut"`
+	StaleWrites       int     `json:"staleWrites"`
+	Actions           int     `json:"actions"`
+	Errors            int     `json:"errors"`
+	Ratings           int     `json:"ratings"`
+	UnparsableRatings int     `json:"unparsableRatings"`
+	DurationMs        *int64  `json:"durationMs"`
+	CreatedAt         string  `json:"createdAt"`
 }
 
 func newTickJSON(t *personas.Tick) tickJSON {
@@ -219,7 +221,7 @@ func newTickJSON(t *personas.Tick) tickJSON {
 		TickID: t.TickID, Recorded: t.Recorded, RunnerID: t.RunnerID, Model: t.Model, PlatformVersion: t.PlatformVersion,
 		StartedAt: edge.ISOTimePtr(t.StartedAt), FinishedAt: edge.ISOTimePtr(t.FinishedAt),
 		ErrorMessage: t.ErrorMessage, TokensIn: t.TokensIn, TokensOut: t.TokensOut, StaleWrites: t.StaleWrites,
-		Actions: t.Actions, Errors: t.Errors, Ratings: t.Ratings, DurationMs: t.DurationMs, CreatedAt: edge.ISOTime(t.CreatedAt),
+		Actions: t.Actions, Errors: t.Errors, Ratings: t.Ratings, UnparsableRatings: t.UnparsableRatings, DurationMs: t.DurationMs, CreatedAt: edge.ISOTime(t.CreatedAt),
 	}
 	if t.Status != "" {
 		s := string(t.Status)
@@ -236,9 +238,32 @@ func newTickJSON(t *personas.Tick) tickJSON {
 	return out
 }
 
+// listTickJSON is a tick in the list: the tick and the start of its
+// summary, enough for a timeline line.
+type listTickJSON struct {
+	tickJSON
+	SummaryExcerpt *string `json:"summaryExcerpt"`
+}
+
+// summaryExcerptLen is how many characters of a summary the list shows.
+const summaryExcerptLen = 200
+
+// excerpt cuts s after n characters (runes), marking the cut with "…".
+func excerpt(s *string, n int) *string {
+	if s == nil {
+		return nil
+	}
+	r := []rune(*s)
+	if len(r) <= n {
+		return s
+	}
+	out := strings.TrimRight(string(r[:n]), " \n\t") + "…"
+	return &out
+}
+
 type tickPage struct {
-	Ticks      []tickJSON `json:"ticks"`
-	NextCursor *string    `json:"nextCursor"`
+	Ticks      []listTickJSON `json:"ticks"`
+	NextCursor *string        `json:"nextCursor"`
 }
 
 // listTicks answers the persona's tick records newest first, one page at a
@@ -261,9 +286,9 @@ func (h *handlers) listTicks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page := tickPage{Ticks: make([]tickJSON, len(items))}
+	page := tickPage{Ticks: make([]listTickJSON, len(items))}
 	for i := range items {
-		page.Ticks[i] = newTickJSON(&items[i])
+		page.Ticks[i] = listTickJSON{tickJSON: newTickJSON(&items[i]), SummaryExcerpt: excerpt(items[i].Summary, summaryExcerptLen)}
 	}
 	if next != "" {
 		page.NextCursor = &next

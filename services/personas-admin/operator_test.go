@@ -288,6 +288,8 @@ type tickBody struct {
 	CreatedAt    string  `json:"createdAt"`
 	Summary      *string `json:"summary"`
 	RatingStatus *string `json:"ratingStatus"`
+	// SummaryExcerpt is in the list only.
+	SummaryExcerpt *string `json:"summaryExcerpt"`
 }
 
 type tickListBody struct {
@@ -372,7 +374,9 @@ func TestTicks(t *testing.T) {
 		require.Equal(t, "2026-11-23T12:02:00.000Z", *t2.StartedAt)
 		require.Equal(t, "2026-11-23T12:02:30.000Z", *t2.FinishedAt)
 		require.Equal(t, int64(30_000), *t2.DurationMs)
-		require.Nil(t, t2.Summary, "the list leaves summaries out")
+		require.Nil(t, t2.Summary, "the list leaves whole summaries out")
+		require.Equal(t, summary, *t2.SummaryExcerpt, "a short summary is its own excerpt")
+		require.Nil(t, l.Ticks[1].SummaryExcerpt, "a tick without a summary has no excerpt")
 		require.Equal(t, "rate_limited", *l.Ticks[1].ErrorKind)
 	})
 
@@ -562,3 +566,13 @@ func TestUpsertMaxHistoryDays(t *testing.T) {
 	}
 }
 func ptr[T any](v T) *T { return &v }
+
+func TestSummaryExcerpt(t *testing.T) {
+	t.Parallel()
+	require.Nil(t, excerpt(nil, 5))
+	short := "Kurz."
+	require.Equal(t, short, *excerpt(&short, 5))
+	long := strings.Repeat("ä", 10) + " Übermorgen"
+	got := *excerpt(&long, 11)
+	require.Equal(t, strings.Repeat("ä", 10)+"…", got, "cut after whole characters, trailing space trimmed")
+}

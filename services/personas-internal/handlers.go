@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -19,29 +20,44 @@ type handlers struct {
 	metrics *rowMetrics
 }
 
-// dueResponse is the /due and claim body. LeaseExpiresAt is set by claims
-// (each persona also carries its own); Paused when the fleet is paused.
-type dueResponse struct {
-	Personas       []personas.DuePersona `json:"personas"`
-	ServerTime     string                `json:"serverTime"`
-	Paused         bool                  `json:"paused,omitempty"`
-	LeaseExpiresAt *string               `json:"leaseExpiresAt,omitempty"`
+// writeDue answers the /due and claim body, {"personas":[…],"serverTime",
+// "paused"?, "leaseExpiresAt"?}: leaseExpiresAt is set by claims (each
+// persona also carries its own); paused while the fleet is paused. Each
+// persona is appended by DuePersona.AppendJSON, which reuses its cached
+// encoding: the prompts that make up most of the body are not re-encoded.
+func writeDue(c echo.Context, res personas.DueResult, leaseExpiresAt *string) error {
+	buf := dueBufs.Get().(*[]byte)
+	b := append((*buf)[:0], `{"personas":[`...)
+	for i := range res.Personas {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = res.Personas[i].AppendJSON(b)
+	}
+	b = append(b, `],"serverTime":"`...)
+	b = append(b, edge.ISOTime(res.ServerTime)...)
+	b = append(b, '"')
+	if res.Paused {
+		b = append(b, `,"paused":true`...)
+	}
+	if leaseExpiresAt != nil {
+		b = append(b, `,"leaseExpiresAt":"`...)
+		b = append(b, *leaseExpiresAt...)
+		b = append(b, '"')
+	}
+	b = append(b, "}\n"...)
+	err := c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+	if cap(b) <= maxPooledDueBuf {
+		*buf = b
+		dueBufs.Put(buf)
+	}
+	return err
 }
 
-func newDueResponse(res personas.DueResult) dueResponse {
-	list := res.Personas
-	for i := range list {
-		if t := list[i].LastActiveAt; t != nil {
-			u := t.UTC()
-			list[i].LastActiveAt = &u
-		}
-		if t := list[i].LeaseExpiresAt; t != nil {
-			u := t.UTC()
-			list[i].LeaseExpiresAt = &u
-		}
-	}
-	return dueResponse{Personas: list, ServerTime: edge.ISOTime(res.ServerTime), Paused: res.Paused}
-}
+// dueBufs recycles response buffers (a default /due is tens of kB).
+var dueBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+const maxPooledDueBuf = 1 << 20
 
 // GET /due?limit=N
 func (h *handlers) listDue(c echo.Context) error {
@@ -54,7 +70,7 @@ func (h *handlers) listDue(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newDueResponse(res))
+	return writeDue(c, res, nil)
 }
 
 // POST /due/claim {"runnerId","limit","leaseSeconds"}
@@ -72,12 +88,12 @@ func (h *handlers) claim(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	resp := newDueResponse(res)
+	var until *string
 	if !res.Paused {
-		until := edge.ISOTime(res.ServerTime.Add(req.Lease().Truncate(time.Second)))
-		resp.LeaseExpiresAt = &until
+		t := edge.ISOTime(res.ServerTime.Add(req.Lease().Truncate(time.Second)))
+		until = &t
 	}
-	return c.JSON(http.StatusOK, resp)
+	return writeDue(c, res, until)
 }
 
 // readClaim reads a claim request. Unknown fields are problems: a typo

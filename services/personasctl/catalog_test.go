@@ -70,6 +70,24 @@ func TestBuiltinCatalogFacts(t *testing.T) {
 		{"team", "persona.marcus@mana.test+persona.lena@mana.test"},
 		{"family", "persona.sofia@mana.test+persona.tom@mana.test"},
 	}, pairs)
+
+	// Tags follow the facts: each member of a shared space carries the
+	// space's kind; the facts name no persona that makes mistakes on
+	// purpose, so none is tagged chaos (which would hide its ratings from
+	// regression verdicts).
+	kindOf := map[string]string{}
+	for _, s := range c.SharedSpaces {
+		for _, m := range s.Members {
+			kindOf[m] = s.Kind
+		}
+	}
+	for _, p := range c.Personas {
+		if k, ok := kindOf[p.Email]; ok {
+			require.Equal(t, []string{k}, p.Tags, p.Email)
+		} else {
+			require.Nil(t, p.Tags, p.Email)
+		}
+	}
 }
 
 func TestBuiltinCatalogIsTheFile(t *testing.T) {

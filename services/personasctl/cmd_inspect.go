@@ -16,6 +16,8 @@ func (a *app) cmdList(ctx context.Context, args []string) int {
 	archetype := fs.String("archetype", "", "only this archetype")
 	cadence := fs.String("cadence", "", "only this cadence (daily, weekdays, hourly)")
 	query := fs.String("q", "", "only personas whose email or name contains this")
+	tags := fs.String("tag", "", "only personas with every one of these tags (comma-separated)")
+	status := fs.String("status", "", "only personas in this state (enabled, disabled, backing-off, quarantined, leased, overdue)")
 	out := addOutputFlag(fs)
 	if code, ok := a.parse(fs, args); !ok {
 		return code
@@ -30,7 +32,8 @@ func (a *app) cmdList(ctx context.Context, args []string) int {
 	if client == nil {
 		return code
 	}
-	personas, err := client.ListAllPersonas(ctx, adminclient.ListOptions{Archetype: *archetype, Cadence: *cadence, Query: *query}, 0)
+	personas, err := client.ListAllPersonas(ctx, adminclient.ListOptions{Archetype: *archetype, Cadence: *cadence, Query: *query,
+		Tags: splitTags(*tags), Status: *status}, 0)
 	if err != nil {
 		return a.fail("list", "cannot list personas at %s: %s", apiURL, seedFailure(err))
 	}
@@ -88,4 +91,15 @@ func (a *app) cmdShow(ctx context.Context, args []string) int {
 		return a.fail("show", "%v", err)
 	}
 	return exitOK
+}
+
+// splitTags splits a comma-separated -tag value (nil when empty).
+func splitTags(v string) []string {
+	var out []string
+	for _, t := range strings.Split(v, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
 }

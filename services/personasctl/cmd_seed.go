@@ -150,7 +150,7 @@ func (a *app) cmdSeed(ctx context.Context, args []string) int {
 			res, err := client.UpsertPersona(ctx, adminclient.UpsertRequest{
 				Email: p.Email, Name: p.Name, Password: catalog.Password(secret, p.Email),
 				Archetype: p.Archetype, SystemPrompt: p.SystemPrompt, ModuleMix: p.ModuleMix,
-				TickCadence: string(p.Cadence()), MaxHistoryDays: p.MaxHistoryDays,
+				TickCadence: string(p.Cadence()), MaxHistoryDays: p.MaxHistoryDays, Tags: tagsOf(p),
 			})
 			switch {
 			case err != nil:
@@ -275,4 +275,14 @@ func alreadySelected(cat *catalog.Catalog, idx []int, email string) bool {
 		}
 	}
 	return false
+}
+
+// tagsOf is a catalog persona's tags for the upsert: nil (keep) when the
+// catalog leaves them out, else the list, an empty one included.
+func tagsOf(p catalog.Persona) *[]string {
+	if p.Tags == nil {
+		return nil
+	}
+	tags := append([]string{}, p.Tags...)
+	return &tags
 }

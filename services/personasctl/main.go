@@ -87,6 +87,7 @@ func commands() []command {
 		{"unquarantine", "lift a persona's quarantine and reset its failures", personaAction("unquarantine",
 			"Lift a persona's quarantine and reset its consecutive failures and backoff.", unquarantine)},
 		{"ticks", "list a persona's ticks, or show one", (*app).cmdTicks},
+		{"export", "write raw actions, feedback or ticks to a file (NDJSON or CSV)", (*app).cmdExport},
 		{"simulate", "act as persona runners against the internal API (development, tests)", (*app).cmdSimulate},
 	}
 }

@@ -11,6 +11,13 @@
 //   TICK_PERSONA, TICK_ID, TICK_SUMMARY   a tick seeded through the internal
 //                    API (start, actions, rating, finish) on a persona that
 //                    also holds a runner's lease and is quarantined
+//   LIVE_PERSONA     a disabled, never-ticked persona; enabled while the
+//                    fleet is paused, it must not be claimed until resumed
+// The stack's runner simulator (pkg/runnersim, started by TestDashboard)
+// claims all along; the fleet starts paused. The "live fleet" step resumes,
+// pauses and resumes it from the overview page and prints
+//   FLEET_WINDOW {"firstResume":ms,"paused":ms,"resumed":ms}
+// for TestDashboard to check every claim the simulator made against.
 // Exits non-zero on the first failed check. Never skips: a missing
 // Chromium is a failure that names the install command.
 import { chromium } from "playwright-core";
@@ -31,6 +38,7 @@ const USER = { email: env("USER_EMAIL"), password: env("USER_PASSWORD"), token: 
 const SHOTS = env("SHOTS_DIR");
 const FLAG_MODULE = env("FLAG_MODULE");
 const TICK = { persona: env("TICK_PERSONA"), id: env("TICK_ID"), summary: env("TICK_SUMMARY") };
+const LIVE = env("LIVE_PERSONA");
 mkdirSync(SHOTS, { recursive: true });
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
@@ -141,6 +149,15 @@ try {
   assert.equal(idx.headers.get("referrer-policy"), "no-referrer");
   const html = await idx.text();
   assert.ok(!html.includes("UI not built"), "personas-admin embeds the placeholder: run make build (make ui) before the test");
+  // Every response under /personas/ carries them: the assets and a miss too.
+  const asset = html.match(/\/personas\/assets\/[^"]+\.js/)?.[0];
+  assert.ok(asset, "index.html names its script");
+  for (const path of [asset, "/personas/assets/no-such-file.js", "/personas/nothing-here"]) {
+    const r = await fetch(`${GW}${path}`);
+    assert.equal(r.headers.get("content-security-policy"), csp, `CSP on ${path}`);
+    assert.equal(r.headers.get("x-content-type-options"), "nosniff", `nosniff on ${path}`);
+    assert.equal(r.headers.get("referrer-policy"), "no-referrer", `no referrer on ${path}`);
+  }
   log("ok headers");
 
   // ---- token renewal across a real expiry, part 1: sign in now ----------------
@@ -247,18 +264,27 @@ try {
   assert.ok(reached, "the persona link is reachable with Tab");
   await A.page.keyboard.press("Enter");
   await A.page.locator("[data-region=profile] dl").waitFor();
+  assert.equal(await A.page.evaluate(() => document.activeElement?.id), "main", "a new page puts keyboard focus on its content");
   const julia = (await api(`/${jq[0]}`)).body;
   assert.match(await A.page.textContent("h1"), /Julia/);
   assert.equal(await A.page.locator("[data-region=actions] tbody tr").count(), julia.recentActions.length);
   assert.equal(await A.page.locator("[data-region=ratings] tbody tr").count(), julia.feedbackByModule.length);
   const title = await A.page.getAttribute("[data-region=profile] time", "title");
   assert.match(title, /UTC/, "times carry UTC on hover");
+  // Absolute times are in the browser's zone (this context runs in Europe/Berlin).
+  const [createdText, createdAt] = await A.page.$eval("[data-region=profile] time:not([data-rel])", (el) => [el.textContent, el.dateTime]);
+  assert.equal(createdText, new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "short", timeZone: "Europe/Berlin" }).format(new Date(createdAt)), "absolute times are in the browser's zone");
   assert.equal(jq[0], TICK.persona, "the seeded tick is julia's");
   const ticks = await api(`/${jq[0]}/ticks?limit=20`);
   assert.equal(ticks.status, 200, "GET /:id/ticks");
   assert.ok(ticks.body.ticks.some((t) => t.tickId === TICK.id), "the API lists the seeded tick");
   await A.page.locator(`[data-region=ticks] li[data-tick="${TICK.id}"]`).waitFor();
   assert.deepEqual(await A.page.$$eval("[data-region=ticks] li[data-tick]", (ls) => ls.map((l) => l.getAttribute("data-tick"))), ticks.body.ticks.map((t) => t.tickId), "the timeline equals GET /:id/ticks");
+  assert.equal(await A.page.textContent(`[data-region=ticks] li[data-tick="${TICK.id}"] [data-field=summary]`), TICK.summary, "the timeline shows the tick's summary");
+  const pnotes = (await api(`/feedback?persona=${jq[0]}&limit=10`)).body.feedback;
+  assert.ok(pnotes.length > 0, "julia has ratings");
+  await A.page.locator("[data-region=persona-notes] ul.notes > li").first().waitFor();
+  assert.deepEqual(await A.page.$$eval("[data-region=persona-notes] ul.notes > li", (ls) => ls.map((l) => l.getAttribute("data-feedback"))), pnotes.map((f) => f.id), "recent notes equal GET /feedback?persona=");
   await capture(A.page, "persona");
   log("ok persona page (keyboard): actions, ratings and tick timeline equal the API");
 
@@ -345,7 +371,98 @@ try {
   const feed = (await api("/feedback?limit=50")).body.feedback;
   assert.equal(await A.page.locator("[data-region=notes] ul.notes > li").count(), feed.length, "the notes feed equals GET /feedback");
   await capture(A.page, "notes");
-  log("ok modules table and notes feed equal the API; module page renders");
+  await A.page.fill("#n-module", "todo");
+  await A.page.selectOption("#n-max", "2");
+  const low = (await api("/feedback?module=todo&maxRating=2&limit=50")).body.feedback.map((f) => f.id);
+  assert.ok(low.length > 0 && low.length < feed.length, "the filter narrows the seeded feed");
+  await A.page.waitForFunction((ids) => JSON.stringify([...document.querySelectorAll("[data-region=notes] ul.notes > li")].map((l) => l.getAttribute("data-feedback"))) === JSON.stringify(ids), low);
+  assert.match(A.page.url(), /#\/notes\?module=todo&maxRating=2$/, "the filters are in the URL");
+  await A.page.selectOption("#n-max", "");
+  await A.page.selectOption("#n-min", "5");
+  const top = (await api("/feedback?module=todo&minRating=5&limit=50")).body.feedback.map((f) => f.id);
+  await A.page.waitForFunction((ids) => JSON.stringify([...document.querySelectorAll("[data-region=notes] ul.notes > li")].map((l) => l.getAttribute("data-feedback"))) === JSON.stringify(ids)
+    || (ids.length === 0 && !!document.querySelector("[data-region=notes] .empty")), top);
+  await A.page.click("#n-clear");
+  await A.page.waitForFunction((n) => document.querySelectorAll("[data-region=notes] ul.notes > li").length === n, feed.length);
+  // Tools: the table equals GET /tools.
+  await A.page.click("nav a[data-nav=tools]");
+  await A.page.locator("#tools-table").waitFor();
+  const tools = (await api("/tools?window=7d")).body.tools.map((x) => x.name);
+  assert.deepEqual(await A.page.$$eval("#tools-table tbody tr", (rs) => rs.map((r) => r.getAttribute("data-tool"))), tools, "the tools table equals GET /tools");
+  await capture(A.page, "tools");
+  log("ok modules table, notes feed (and its filters) and tools equal the API; module page renders");
+
+  // ---- live fleet: resume, see ticks arrive; pause, see claiming stop; resume -----
+  step = "live fleet";
+  const toggleFleet = async (want) => {
+    await A.page.click("#fleet-toggle");
+    const d = A.page.locator("dialog[open]");
+    await d.waitFor();
+    assert.match(await d.textContent("h2"), want === "paused" ? /Pause the fleet/ : /Resume the fleet/, "the switch asks first");
+    const at = Date.now();
+    await d.locator("button[type=submit]").click();
+    await A.page.locator(`[data-fleet=${want}]`).waitFor();
+    assert.equal((await api("/runner")).body.paused, want === "paused", `the API says ${want}`);
+    return at;
+  };
+  const ticksSince = async (since) => {
+    const out = [];
+    for (const p of (await api("?limit=100")).body.personas) {
+      for (const t of (await api(`/${p.userId}/ticks?limit=20`)).body.ticks) if (t.startedAt && Date.parse(t.startedAt) > since) out.push(`${p.email} ${t.tickId} ${t.startedAt}`);
+    }
+    return out;
+  };
+  await A.page.click("nav a[data-nav=overview]");
+  await A.page.locator("[data-fleet=paused]").waitFor();
+  assert.deepEqual(await ticksSince(t0), [], "no tick started while the fleet was paused from the start");
+  await A.page.evaluate(() => { window.__sameDocument = true; });
+  const finished0 = Number(await digits("[data-stat=finished]"));
+  // Cancel leaves the fleet as it is.
+  await A.page.click("#fleet-toggle");
+  await A.page.locator("dialog[open]").waitFor();
+  await A.page.keyboard.press("Escape");
+  await A.page.locator("dialog").waitFor({ state: "detached" });
+  assert.equal((await api("/runner")).body.paused, true, "cancelling the confirmation keeps the fleet paused");
+  const firstResume = await toggleFleet("running");
+  // The simulator claims the due personas; the overview's counts move by polling, without a reload.
+  await A.page.waitForFunction((n) => Number((document.querySelector("[data-stat=finished]")?.textContent ?? "").replace(/\D/g, "")) > n, finished0, { timeout: 40_000 });
+  assert.ok(await A.page.evaluate(() => window.__sameDocument === true), "the overview updated without a reload");
+  assert.ok((await ticksSince(firstResume)).length > 0, "ticks started after the resume");
+  await capture(A.page, "overview-live");
+  log("ok resumed from the overview: the simulator's new ticks appear without a reload");
+
+  await A.page.click("#fleet-toggle");
+  await A.page.locator("dialog[open]").waitFor();
+  await capture(A.page, "pause-dialog");
+  await A.page.keyboard.press("Escape");
+  await A.page.locator("dialog").waitFor({ state: "detached" });
+  await toggleFleet("paused");
+  const pausedAt = Date.now();
+  // While paused a persona becomes due (enabled, never ticked): nobody may claim it.
+  await A.page.goto(`${GW}/personas/#/personas/${LIVE}`);
+  await A.page.locator("#btn-enable").click();
+  await A.page.locator("#btn-disable").waitFor();
+  assert.equal((await api(`/${LIVE}`)).body.persona.enabled, true);
+  await A.page.waitForTimeout(6_000); // several of the simulator's claim intervals
+  const live = (await api(`/${LIVE}`)).body.persona;
+  assert.equal(live.lease, null, "the persona enabled during the pause holds no lease");
+  assert.equal((await api(`/${LIVE}/ticks`)).body.ticks.length, 0, "the persona enabled during the pause has no tick");
+  assert.deepEqual(await ticksSince(pausedAt), [], "no tick started after the pause took effect");
+  log("ok paused from the overview: for 6 s no claim leased a persona and no tick started");
+
+  await A.page.click("nav a[data-nav=overview]");
+  await A.page.locator("[data-fleet=paused]").waitFor();
+  const resumedAt = await toggleFleet("running");
+  // The persona's own page shows its first tick arriving, by polling.
+  await A.page.goto(`${GW}/personas/#/personas/${LIVE}`);
+  await A.page.locator("[data-region=ticks] .empty, [data-region=ticks] li[data-tick]").first().waitFor();
+  await A.page.evaluate(() => { window.__sameDocument = true; });
+  await A.page.locator("[data-region=ticks] li[data-tick]").first().waitFor({ timeout: 40_000 });
+  assert.ok(await A.page.evaluate(() => window.__sameDocument === true), "the timeline updated without a reload");
+  const liveTicks = (await api(`/${LIVE}/ticks`)).body.ticks;
+  assert.ok(liveTicks.length > 0 && Date.parse(liveTicks.at(-1).startedAt) > resumedAt, "the persona was ticked after the resume");
+  console.log(`FLEET_WINDOW ${JSON.stringify({ firstResume, paused: pausedAt, resumed: resumedAt })}`);
+  log("ok resumed: the simulator claims again (the waiting persona's first tick appears on its page)");
 
   // ---- dark mode ---------------------------------------------------------------
   step = "dark mode";
@@ -355,6 +472,16 @@ try {
   const bg = await A.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   assert.notEqual(bg, "rgb(247, 247, 249)", "dark mode changes the background");
   await capture(A.page, "personas-dark");
+  // axe checks contrast in dark mode too, on the pages with the most colour.
+  await A.page.click("nav a[data-nav=overview]");
+  await A.page.locator("[data-stat=finished]").waitFor();
+  await capture(A.page, "overview-dark");
+  await A.page.goto(`${GW}/personas/#/personas/${TICK.persona}`);
+  await A.page.locator("[data-region=ticks] li[data-tick]").first().waitFor();
+  await capture(A.page, "persona-dark");
+  await A.page.goto(`${GW}/personas/#/modules/${FLAG_MODULE}`);
+  await A.page.locator("[data-region=trend] [data-flagged=true]").waitFor();
+  await capture(A.page, "module-flagged-dark");
   await A.page.emulateMedia({ colorScheme: "light" });
   log("ok dark mode");
 

@@ -81,7 +81,9 @@ export function qs(params: Record<string, string | number | undefined | null>): 
 export type TickStatus = "running" | "ok" | "empty" | "failed" | "timeout" | "crashed";
 
 export interface Persona {
-  userId: string; email: string; name: string; archetype: string; systemPrompt: string;
+  userId: string; email: string; name: string; archetype: string;
+  /** Absent in the list with fields=summary (the personas table asks for that). */
+  systemPrompt?: string;
   moduleMix: Record<string, number>; tickCadence: string; lastActiveAt: string | null;
   createdAt: string; updatedAt: string; actions7d: number;
   tags?: string[];
@@ -111,6 +113,8 @@ export interface Tick {
   actions: number; errors: number; ratings: number; durationMs: number | null; createdAt: string;
   /** Only in GET /{id}/ticks/{tickId}. */
   summary?: string | null;
+  /** Only in GET /{id}/ticks: the summary's first 200 characters. */
+  summaryExcerpt?: string | null;
 }
 export interface TickFeedback { id: string; module: string; rating: number; notes: string | null; createdAt: string }
 export interface TickDetail { tick: Tick & { summary: string | null }; actions: Action[]; feedback: TickFeedback[] }
@@ -118,7 +122,7 @@ export interface Feedback { id: string; personaId?: string; personaName?: string
 export interface Fleet { paused: boolean; updatedAt: string; updatedBy: string | null }
 export interface PersonaCount { count: number; ids: string[] }
 export interface Interval { low: number; high: number }
-export interface ToolStats { name: string; calls: number; errors: number; errorRate: number; p95LatencyMs: number | null; meanLatencyMs: number | null; previousCalls: number; previousErrorRate: number | null; errorRateChange: number | null }
+export interface ToolStats { name: string; calls: number; errors: number; errorRate: number; p95LatencyMs: number | null; meanLatencyMs: number | null; topErrors: { sample: string; count: number; other?: boolean }[]; previousCalls: number; previousErrorRate: number | null; errorRateChange: number | null }
 export interface Overview {
   window: string; since: string; from: string; fleetPaused: boolean;
   personas: { total: number; enabled: number; disabled: PersonaCount; quarantined: PersonaCount; overdue: PersonaCount };

@@ -75,7 +75,15 @@ export function time(iso: string | null | undefined, mode: "relative" | "absolut
   if (Number.isNaN(d.getTime())) return document.createTextNode(iso);
   const utc = d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
   const text = mode === "relative" ? relative(iso) : fmt.format(d);
-  return h("time", { datetime: d.toISOString(), title: `${fmt.format(d)} (local) · ${utc}` }, text);
+  return h("time", { datetime: d.toISOString(), title: `${fmt.format(d)} (local) · ${utc}`, "data-rel": mode === "relative" ? "" : null }, text);
+}
+
+/** Re-words every relative time on the page ("5 minutes ago" keeps its meaning while the data stands still). */
+export function refreshRelativeTimes(root: ParentNode = document, now = Date.now()): void {
+  for (const el of root.querySelectorAll<HTMLTimeElement>("time[data-rel]")) {
+    const text = relative(el.dateTime, now);
+    if (el.textContent !== text) el.textContent = text;
+  }
 }
 
 export function num(n: number | null | undefined, digits = 0): string {

@@ -6,9 +6,9 @@
 import "./style.css";
 import { api, ApiError } from "./api";
 import { AuthError, currentClaims, onChange, renew, signedIn, signIn, signOut } from "./auth";
-import { h, replace } from "./dom";
+import { h, refreshRelativeTimes, replace } from "./dom";
 import { loading } from "./ui";
-import { type Page, overviewPage, personasPage, personaPage, tickPage, modulesPage, modulePage, notesPage } from "./pages";
+import { type Page, overviewPage, personasPage, personaPage, tickPage, modulesPage, modulePage, notesPage, toolsPage } from "./pages";
 
 export const POLL_MS = 10_000;
 
@@ -31,11 +31,12 @@ function route(): { nav: string; make: (main: HTMLElement) => Page; title: strin
   if (parts[0] === "modules" && parts[1]) return r("modules", "Module", (m) => modulePage(m, parts[1]));
   if (parts[0] === "modules") return r("modules", "Modules", (m) => modulesPage(m));
   if (parts[0] === "notes") return r("notes", "Notes", (m, qq) => notesPage(m, qq));
+  if (parts[0] === "tools") return r("tools", "Tools", (m, qq) => toolsPage(m, qq));
   return r("overview", "Overview", (m) => overviewPage(m));
 }
 
 function shell(): HTMLElement {
-  const links: [string, string][] = [["overview", "Overview"], ["personas", "Personas"], ["modules", "Modules"], ["notes", "Notes"]];
+  const links: [string, string][] = [["overview", "Overview"], ["personas", "Personas"], ["modules", "Modules"], ["notes", "Notes"], ["tools", "Tools"]];
   const who = currentClaims().email ?? "";
   const header = h("header", { class: "top" },
     h("a", { class: "brand", href: "#/overview" }, "Mana personas"),
@@ -67,9 +68,19 @@ function render(): void {
   replace(main, loading());
   page = r.make(main);
   const current = page;
-  const run = () => current.refresh().catch(handleFatal);
+  // One refresh at a time: on a slow API a poll waits for the previous one
+  // rather than racing it (an older answer must not land after a newer one).
+  let inFlight = false;
+  const run = () => {
+    inFlight = true;
+    return current.refresh().catch(handleFatal).finally(() => { inFlight = false; });
+  };
   void run();
-  pollTimer = window.setInterval(() => { if (!document.hidden && page === current) void run(); }, POLL_MS);
+  pollTimer = window.setInterval(() => {
+    if (document.hidden || page !== current) return;
+    refreshRelativeTimes();
+    if (!inFlight) void run();
+  }, POLL_MS);
 }
 
 /** Errors that end the whole session view rather than one panel. */
@@ -157,7 +168,14 @@ async function boot(): Promise<void> {
   await afterSignIn();
 }
 
-window.addEventListener("hashchange", () => { if (signedIn() && shellShown) render(); });
+// A new page: render it, start at its top and put keyboard focus on its
+// content (as a full page load would), so Tab continues from there.
+window.addEventListener("hashchange", () => {
+  if (!signedIn() || !shellShown) return;
+  render();
+  window.scrollTo(0, 0);
+  document.getElementById("main")?.focus({ preventScroll: true });
+});
 onChange(() => { if (!signedIn() && shellShown) showSignIn("Your session has ended. Please sign in again."); });
 window.addEventListener("unhandledrejection", (e) => {
   if (e.reason instanceof ApiError) { handleFatal(e.reason); e.preventDefault(); }

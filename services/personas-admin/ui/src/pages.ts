@@ -2,7 +2,7 @@
 // re-renders only its data regions on refresh (called on entry and every
 // POLL_MS); a region is left untouched when its data did not change, so
 // polling never steals keyboard focus or scroll position for nothing.
-import { api, ApiError, qs, type Action, type Detail, type Feedback, type Fleet, type ModuleFeedback, type ModuleSummary, type Overview, type Persona, type Tick, type TickDetail, type Trend } from "./api";
+import { api, ApiError, qs, type ToolStats, type Action, type Detail, type Feedback, type Fleet, type ModuleFeedback, type ModuleSummary, type Overview, type Persona, type Tick, type TickDetail, type Trend } from "./api";
 import { bar, h, num, replace, s, time } from "./dom";
 import { badge, confirmDialog, empty, errorPanel, loading, notAvailable, statusBadges, toast } from "./ui";
 
@@ -95,7 +95,8 @@ export function overviewPage(main: HTMLElement): Page {
           await refresh();
         });
         return [h("p", { "data-fleet": r.paused ? "paused" : "running" }, r.paused ? badge("paused") : badge("running", "ok"), " ",
-          ["since ", time(r.updatedAt)], r.updatedBy ? ` by ${r.updatedBy}` : null), btn];
+          r.paused ? "Runners claim nothing until the fleet is resumed." : "Runners claim due personas."),
+          h("p", { class: "muted small" }, "Switched ", time(r.updatedAt), r.updatedBy ? ` by ${r.updatedBy}` : null), btn];
       }),
       // Every number from GET /overview: the whole list grows with the
       // fleet, the overview counts it in the database.
@@ -103,10 +104,10 @@ export function overviewPage(main: HTMLElement): Page {
         const p = o.personas;
         return h("div", { class: "stats" },
           stat("personas", p.total, "#/personas", "total"),
-          stat("enabled", p.enabled, "#/personas", "enabled"),
-          stat("disabled", p.disabled.count, undefined, "disabled"),
-          stat("quarantined", p.quarantined.count, undefined, "quarantined"),
-          stat("overdue", p.overdue.count, undefined, "overdue"));
+          stat("enabled", p.enabled, "#/personas?status=enabled", "enabled"),
+          stat("paused (disabled)", p.disabled.count, "#/personas?status=disabled", "disabled"),
+          stat("quarantined", p.quarantined.count, "#/personas?status=quarantined", "quarantined"),
+          stat("overdue", p.overdue.count, "#/personas?status=overdue", "overdue"));
       }),
       drawOv(() => overview, (o) => {
         const t = o.ticks;
@@ -124,7 +125,9 @@ export function overviewPage(main: HTMLElement): Page {
               ` ${num(m.baselineMean, 2)} → ${num(m.runMean, 2)} (−${num(m.drop, 2)}) for ${m.weeks} week${m.weeks === 1 ? "" : "s"} since `, day(m.since)))),
           h("h3", null, "Tools whose errors rose"),
           o.errorRateRises.length === 0 ? empty("No tool's error rate rose.")
-            : h("ul", null, o.errorRateRises.map((x) => h("li", null, h("code", null, x.name), ` error rate ${num(x.errorRate * 100, 1)} %`, x.errorRateChange !== null ? ` (${x.errorRateChange >= 0 ? "+" : ""}${num(x.errorRateChange * 100, 1)} pts)` : ""))),
+            : h("ul", { "data-list": "tools" }, o.errorRateRises.map((x) => h("li", { "data-tool": x.name }, h("a", { href: `#/tools?tool=${encodeURIComponent(x.name)}` }, h("code", null, x.name)),
+              ` error rate ${num(x.errorRate * 100, 1)} % of ${num(x.calls)} calls`, x.errorRateChange !== null ? ` (${x.errorRateChange >= 0 ? "+" : ""}${num(x.errorRateChange * 100, 1)} pts)` : "",
+              x.p95LatencyMs !== null ? ` · p95 ${num(x.p95LatencyMs)} ms` : ""))),
         ];
       }),
     ]);
@@ -136,9 +139,11 @@ export function overviewPage(main: HTMLElement): Page {
 // ---- Personas ---------------------------------------------------------------
 
 const CADENCES = ["daily", "weekdays", "hourly"];
+// The list's status filter (GET /?status=), by the overview's rules.
+const STATUSES = ["enabled", "disabled", "backing-off", "quarantined", "leased", "overdue"];
 
 export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
-  const state = { q: q.get("q") ?? "", archetype: q.get("archetype") ?? "", cadence: q.get("cadence") ?? "", limit: Number(q.get("limit") ?? 25) || 25 };
+  const state = { q: q.get("q") ?? "", archetype: q.get("archetype") ?? "", cadence: q.get("cadence") ?? "", tag: q.get("tag") ?? "", status: q.get("status") ?? "", limit: Number(q.get("limit") ?? 25) || 25 };
   const cursors: string[] = [""]; // cursors[i] is the cursor that loads page i
   let pageIdx = 0;
   let next: string | null = null;
@@ -150,11 +155,15 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
   const search = h("input", { id: "f-q", type: "search", value: state.q, placeholder: "name or email", autocomplete: "off" });
   const arch = h("select", { id: "f-archetype" }, h("option", { value: "" }, "all"));
   const cad = h("select", { id: "f-cadence" }, h("option", { value: "" }, "all"), CADENCES.map((c) => h("option", { value: c, selected: c === state.cadence }, c)));
+  const tag = h("input", { id: "f-tag", type: "text", value: state.tag, placeholder: "chaos, night", autocomplete: "off", "aria-describedby": "f-tag-hint" });
+  const stat = h("select", { id: "f-status" }, h("option", { value: "" }, "all"), STATUSES.map((v) => h("option", { value: v, selected: v === state.status }, v)));
   const size = h("select", { id: "f-limit" }, [5, 10, 25, 50, 100].map((n) => h("option", { value: n, selected: n === state.limit }, n)));
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter personas" },
     h("div", null, h("label", { for: "f-q" }, "Search"), search),
     h("div", null, h("label", { for: "f-archetype" }, "Archetype"), arch),
     h("div", null, h("label", { for: "f-cadence" }, "Cadence"), cad),
+    h("div", null, h("label", { for: "f-tag" }, "Tags"), tag, h("span", { id: "f-tag-hint", class: "sr-only" }, "comma-separated; personas with every tag")),
+    h("div", null, h("label", { for: "f-status" }, "Status"), stat),
     h("div", null, h("label", { for: "f-limit" }, "Per page"), size),
     h("button", { type: "submit", class: "primary" }, "Apply"));
   const body = h("div", { class: "region", id: "personas-body", "aria-busy": "true" }, loading());
@@ -164,7 +173,8 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
   replace(main, h("h1", null, "Personas"), form, h("section", { class: "panel", "aria-labelledby": "personas-list-title" }, h("h2", { id: "personas-list-title", class: "sr-only" }, "Personas list"), body, h("nav", { class: "pager", "aria-label": "Pages" }, prev, pos, nextBtn)));
 
   const apply = () => {
-    state.q = search.value.trim(); state.archetype = arch.value; state.cadence = cad.value; state.limit = Number(size.value);
+    state.q = search.value.trim(); state.archetype = arch.value; state.cadence = cad.value;
+    state.tag = tag.value.split(",").map((t) => t.trim()).filter(Boolean).join(","); state.status = stat.value; state.limit = Number(size.value);
     cursors.length = 1; pageIdx = 0;
     const p = new URLSearchParams();
     for (const [k, v] of Object.entries(state)) if (v && !(k === "limit" && v === 25)) p.set(k, String(v));
@@ -174,6 +184,7 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
   form.addEventListener("submit", (e) => { e.preventDefault(); apply(); });
   arch.addEventListener("change", apply);
   cad.addEventListener("change", apply);
+  stat.addEventListener("change", apply);
   size.addEventListener("change", apply);
   prev.addEventListener("click", () => { if (pageIdx > 0) { pageIdx--; void refresh(); } });
   nextBtn.addEventListener("click", () => { if (next) { cursors[pageIdx + 1] = next; pageIdx++; void refresh(); } });
@@ -191,7 +202,7 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
     return h("th", { scope: "col", "aria-sort": sorted ? (sortDir > 0 ? "ascending" : "descending") : "none" }, b);
   };
   const draw = () => {
-    if (rows.length === 0) { replace(body, empty(state.q || state.archetype || state.cadence ? "No persona matches these filters." : "No personas yet. Seed the catalog with bin/personasctl seed.")); return; }
+    if (rows.length === 0) { replace(body, empty(state.q || state.archetype || state.cadence || state.tag || state.status ? "No persona matches these filters." : "No personas yet. Seed the catalog with bin/personasctl seed.")); return; }
     const list = sortKey ? [...rows].sort((a, b) => { const x = sortVal(a, sortKey), y = sortVal(b, sortKey); return (x < y ? -1 : x > y ? 1 : 0) * sortDir; }) : rows;
     replace(body, h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Personas table (scrolls sideways)" }, h("table", { id: "personas-table" },
       h("caption", { class: "sr-only" }, "Personas; column headers sort this page"),
@@ -208,9 +219,14 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
         h("td", { "data-label": "Status" }, statusBadges(p).length ? h("span", null, statusBadges(p)) : null)))))));
   };
 
+  // seq numbers the requests: a poll's answer that lands after a newer
+  // filter or page change answered is stale and dropped.
+  let seq = 0;
   const refresh = async () => {
+    const mine = ++seq;
     try {
-      const res = await api<{ personas: Persona[]; nextCursor?: string | null }>("GET", qs({ limit: state.limit, cursor: cursors[pageIdx], q: state.q, archetype: state.archetype, cadence: state.cadence }));
+      const res = await api<{ personas: Persona[]; nextCursor?: string | null }>("GET", qs({ limit: state.limit, cursor: cursors[pageIdx], q: state.q, archetype: state.archetype, cadence: state.cadence, tag: state.tag, status: state.status, fields: "summary" }));
+      if (mine !== seq) return;
       next = res.nextCursor ?? null;
       for (const p of res.personas) archetypes.add(p.archetype);
       if (state.archetype) archetypes.add(state.archetype);
@@ -221,6 +237,7 @@ export function personasPage(main: HTMLElement, q: URLSearchParams): Page {
       pos.textContent = `Page ${pageIdx + 1} · ${rows.length} shown`;
       body.removeAttribute("aria-busy");
     } catch (err) {
+      if (mine !== seq) return;
       if (fatal(err)) throw err;
       replace(body, errorPanel(err, "Personas"));
     }
@@ -263,7 +280,9 @@ function vbar(f: number): HTMLElement {
   return outer;
 }
 
-function actionsTable(actions: Action[]): Node {
+const plural = (n: number, one: string, many = `${one}s`) => `${num(n)} ${n === 1 ? one : many}`;
+
+function actionsTable(actions: Action[], linkTicks = true): Node {
   if (actions.length === 0) return empty("No actions recorded.");
   return h("div", { class: "table-wrap" }, h("table", { class: "actions" },
     h("thead", null, h("tr", null, h("th", { scope: "col" }, "When"), h("th", { scope: "col" }, "Tool"), h("th", { scope: "col" }, "Result"), h("th", { scope: "col" }, "Latency"), h("th", { scope: "col" }, "Tick"))),
@@ -271,7 +290,7 @@ function actionsTable(actions: Action[]): Node {
       h("td", null, time(a.createdAt)), h("td", null, h("code", null, a.toolName)),
       h("td", null, badge(a.result, a.result === "ok" ? "ok" : "failed"), a.errorMessage ? h("div", { class: "small muted" }, a.errorMessage) : null),
       h("td", { class: "num" }, a.latencyMs === null || a.latencyMs === undefined ? "—" : `${num(a.latencyMs)} ms`),
-      h("td", null, h("code", { class: "small" }, a.tickId)))))));
+      h("td", null, linkTicks ? h("a", { href: `${personaHref(a.personaId)}/ticks/${encodeURIComponent(a.tickId)}` }, h("code", { class: "small" }, a.tickId)) : h("code", { class: "small" }, a.tickId)))))));
 }
 
 function ticksList(personaId: string, ticks: Tick[]): Node {
@@ -279,8 +298,9 @@ function ticksList(personaId: string, ticks: Tick[]): Node {
   return h("ol", { class: "timeline" }, ticks.map((t) => h("li", { class: `tick tick-${t.status ?? "unrecorded"}`, "data-tick": t.tickId },
     h("a", { href: `${personaHref(personaId)}/ticks/${encodeURIComponent(t.tickId)}` }, badge(t.status ?? "unrecorded", t.status ?? undefined), " ", time(t.startedAt ?? t.createdAt)),
     " · ", t.durationMs !== null ? `${num(t.durationMs / 1000, 1)} s` : t.status === "running" ? "running" : "—",
-    ` · ${num(t.actions)} actions · ${num(t.errors)} errors · ${num(t.ratings)} ratings`,
-    t.staleWrites > 0 ? ` · ${num(t.staleWrites)} stale writes` : "",
+    ` · ${plural(t.actions, "action")} · ${plural(t.errors, "error")} · ${plural(t.ratings, "rating")}`,
+    t.staleWrites > 0 ? ` · ${plural(t.staleWrites, "stale write")}` : "",
+    t.summaryExcerpt ? h("p", { class: "summary", lang: "de", "data-field": "summary" }, t.summaryExcerpt) : null,
     t.errorMessage ? h("p", { class: "small muted" }, `${t.errorKind ?? "error"}: ${t.errorMessage}`) : null)));
 }
 
@@ -292,8 +312,10 @@ export function personaPage(main: HTMLElement, id: string): Page {
   const ticks = section("Ticks", "ticks");
   const ratings = section("Ratings by module", "ratings");
   const actions = section("Recent actions", "actions");
-  replace(main, h("p", null, h("a", { href: "#/personas" }, "← All personas")), head, controls, h("div", { class: "grid2" }, profile.el, mix.el), ticks.el, ratings.el, actions.el);
+  const notes = section("Recent notes", "persona-notes", h("p", { class: "small" }, h("a", { href: `#/notes?persona=${encodeURIComponent(id)}` }, "All of this persona's notes →")));
+  replace(main, h("p", null, h("a", { href: "#/personas" }, "← All personas")), head, controls, h("div", { class: "grid2" }, profile.el, mix.el), ticks.el, ratings.el, notes.el, actions.el);
   const drawTicks = region(ticks.body, "Tick timeline");
+  const drawNotes = region(notes.body, "Recent notes");
   let current: Persona | null = null;
 
   const act = async (label: string | ((res: unknown) => string), method: string, path: string, body?: unknown) => {
@@ -356,7 +378,10 @@ export function personaPage(main: HTMLElement, id: string): Page {
       replace(ratings.body, ratingsTable(d.feedbackByModule ?? []));
       replace(actions.body, actionsTable(d.recentActions ?? []));
     }
-    await drawTicks(() => api<{ ticks: Tick[] }>("GET", `/${encodeURIComponent(id)}/ticks${qs({ limit: 20 })}`), (r) => ticksList(id, r.ticks));
+    await Promise.all([
+      drawTicks(() => api<{ ticks: Tick[] }>("GET", `/${encodeURIComponent(id)}/ticks${qs({ limit: 20 })}`), (r) => ticksList(id, r.ticks)),
+      drawNotes(() => optional(api<{ feedback: Feedback[] }>("GET", `/feedback${qs({ persona: id, limit: 10 })}`)), (r) => notesList(r.feedback ?? [], false)),
+    ]);
   };
   return { refresh };
 }
@@ -384,7 +409,7 @@ export function tickPage(main: HTMLElement, id: string, tickId: string): Page {
               h("dt", null, "Stale writes"), h("dd", null, num(t.staleWrites))),
             t.summary ? h("blockquote", { class: "prompt", lang: "de", "data-field": "summary" }, t.summary) : empty("No summary."),
             t.errorMessage ? h("p", { class: "error" }, `${t.errorKind ?? "error"}: ${t.errorMessage}`) : null),
-          h("section", { class: "panel", "data-region": "tick-actions" }, h("h2", null, `Actions (${num(r.actions.length)})`), actionsTable(r.actions)),
+          h("section", { class: "panel", "data-region": "tick-actions" }, h("h2", null, `Actions (${num(r.actions.length)})`), actionsTable(r.actions, false)),
           h("section", { class: "panel", "data-region": "tick-ratings" }, h("h2", null, "Ratings"), notesList(r.feedback)),
         ];
       });
@@ -444,15 +469,18 @@ function trendChart(t: Trend): Node {
     const i0 = Math.max(0, (run[0] ?? 0) - t.verdict.buckets);
     svg.appendChild(s("polyline", { points: `${x(i0)},${y(base)} ${x(b.length - 1)},${y(base)}`, class: "baseline" }, s("title", {}, `baseline ${num(base, 2)}`)));
   }
+  // The x axis: each bucket's first day (YYYY-MM-DD, UTC), thinned to about eight labels.
+  const every = Math.max(1, Math.ceil(b.length / 8));
+  b.forEach((k, i) => { if (i % every === 0 || i === b.length - 1) svg.appendChild(s("text", { x: x(i), y: H - 8, class: "axis", "text-anchor": "middle", "data-x": k.start }, k.start.slice(5))); });
   svg.appendChild(s("polyline", { points: b.map((k, i) => `${x(i)},${y(k.mean as number)}`).join(" "), class: "line" }));
   b.forEach((k, i) => svg.appendChild(s("circle", { cx: x(i), cy: y(k.mean as number), r: 4, class: k.partial ? "pt partial" : "pt" },
     s("title", {}, `${k.start}: mean ${num(k.mean, 2)} (${k.count} ratings)${k.partial ? ", partial" : ""}${inRun(t, k) ? ", flagged" : ""}`))));
-  return h("figure", null, svg, h("figcaption", { class: "muted small" }, "Solid: mean per bucket; dashed: the verdict's baseline; shaded: the buckets of the flagged run; hollow point: the current, partial bucket."));
+  return h("figure", null, svg, h("figcaption", { class: "muted small" }, `Solid: mean per ${t.bucket} (rating 1–5; labels: the ${t.bucket}'s first day, MM-DD, UTC); dashed: the verdict's baseline; shaded: the ${t.bucket}s of the flagged run; hollow point: the current, partial ${t.bucket}.`));
 }
 
 export function modulePage(main: HTMLElement, module: string): Page {
   const trend = section("Weekly trend", "trend");
-  const notes = section("Worst notes", "worst");
+  const notes = section("Worst notes", "worst", h("p", { class: "small" }, h("a", { href: `#/notes?module=${encodeURIComponent(module)}&maxRating=2` }, "All low-rated notes of this module →")));
   replace(main, h("p", null, h("a", { href: "#/modules" }, "← Modules")), h("h1", null, "Module ", h("code", null, module)), trend.el, notes.el);
   const dt = region(trend.body, "Module trend");
   const dn = region(notes.body, "Notes");
@@ -471,35 +499,90 @@ export function modulePage(main: HTMLElement, module: string): Page {
   };
 }
 
-function notesList(items: (Feedback | (TickDetail["feedback"][number] & Partial<Feedback>))[]): Node {
+function notesList(items: (Feedback | (TickDetail["feedback"][number] & Partial<Feedback>))[], withPersona = true): Node {
   if (items.length === 0) return empty("No notes.");
-  return h("ul", { class: "notes" }, items.map((f) => h("li", null,
+  return h("ul", { class: "notes" }, items.map((f) => h("li", { "data-feedback": f.id },
     h("div", null, badge(`${f.rating} ★`, `r${f.rating}`), " ", h("a", { href: `#/modules/${encodeURIComponent(f.module)}` }, f.module),
-      f.personaId ? [" · ", h("a", { href: personaHref(f.personaId) }, f.personaName ?? f.personaId)] : null,
-      f.personaArchetype ? h("span", { class: "muted" }, ` (${f.personaArchetype})`) : null, " · ", time(f.createdAt)),
+      withPersona && f.personaId ? [" · ", h("a", { href: personaHref(f.personaId) }, f.personaName ?? f.personaId)] : null,
+      withPersona && f.personaArchetype ? h("span", { class: "muted" }, ` (${f.personaArchetype})`) : null, " · ", time(f.createdAt),
+      f.personaId && f.tickId ? [" · ", h("a", { href: `${personaHref(f.personaId)}/ticks/${encodeURIComponent(f.tickId)}`, class: "small" }, "tick")] : null),
     f.notes ? h("p", { lang: "de" }, f.notes) : h("p", { class: "muted" }, "no note"))));
 }
 
+// ---- Tools -------------------------------------------------------------------
+
+export function toolsPage(main: HTMLElement, q: URLSearchParams): Page {
+  let win = "7d";
+  const focus = q.get("tool") ?? "";
+  const sel = h("select", { id: "tools-window" }, ["24h", "7d", "28d"].map((w) => h("option", { value: w, selected: w === win }, w)));
+  const sec = section("Tools", "tools", h("div", { class: "row" }, h("label", { for: "tools-window" }, "Window"), sel));
+  replace(main, h("h1", null, "Tools"), sec.el);
+  const draw = region(sec.body, "Tool statistics");
+  const pct = (v: number | null) => (v === null ? "—" : `${num(v * 100, 1)} %`);
+  let scrolled = false;
+  const refresh = async () => {
+    await draw(() => optional(api<{ tools: ToolStats[] }>("GET", `/tools${qs({ window: win })}`)), (r) => (r.tools ?? []).length === 0 ? empty("No tool calls in this window.") :
+      h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Tools table (scrolls sideways)" }, h("table", { id: "tools-table" },
+        h("thead", null, h("tr", null, ["Tool", "Calls", "Errors", "Error rate", "Change", "p95", "Most frequent errors"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", null, r.tools.map((x) => h("tr", { "data-tool": x.name, class: x.name === focus ? "focus" : "" },
+          h("th", { scope: "row" }, h("code", null, x.name)),
+          h("td", { class: "num" }, num(x.calls)), h("td", { class: "num" }, num(x.errors)), h("td", { class: "num" }, pct(x.errorRate)),
+          h("td", { class: "num" }, x.errorRateChange === null ? "—" : `${x.errorRateChange >= 0 ? "+" : ""}${num(x.errorRateChange * 100, 1)} pts`),
+          h("td", { class: "num" }, x.p95LatencyMs === null ? "—" : `${num(x.p95LatencyMs)} ms`),
+          h("td", null, (x.topErrors ?? []).length === 0 ? h("span", { class: "muted" }, "—")
+            : h("ul", { class: "plain" }, x.topErrors.map((e) => h("li", { class: "small" }, `${num(e.count)} × `, h("code", null, e.sample)))))))))));
+    if (focus && !scrolled) { scrolled = true; sec.body.querySelector("tr.focus")?.scrollIntoView({ block: "center" }); }
+  };
+  sel.addEventListener("change", () => { win = sel.value; void refresh(); });
+  return { refresh };
+}
+
+const NOTE_FILTERS = ["module", "persona", "archetype", "minRating", "maxRating", "from", "to"] as const;
+
 export function notesPage(main: HTMLElement, q: URLSearchParams): Page {
-  const f = { module: q.get("module") ?? "", maxRating: q.get("maxRating") ?? "" };
-  const mod = h("input", { id: "n-module", type: "text", value: f.module, autocomplete: "off" });
-  const max = h("select", { id: "n-max" }, h("option", { value: "" }, "any"), [1, 2, 3, 4].map((n) => h("option", { value: n, selected: String(n) === f.maxRating }, `≤ ${n}`)));
+  const f: Record<(typeof NOTE_FILTERS)[number], string> = Object.fromEntries(NOTE_FILTERS.map((k) => [k, q.get(k) ?? ""])) as never;
+  const text = (id: string, value: string, attrs: Record<string, string> = {}) => h("input", { id, type: "text", value, autocomplete: "off", ...attrs });
+  const rating = (id: string, value: string, prefix: string) => h("select", { id }, h("option", { value: "" }, "any"), [1, 2, 3, 4, 5].map((n) => h("option", { value: n, selected: String(n) === value }, `${prefix} ${n}`)));
+  const fields = {
+    module: text("n-module", f.module),
+    persona: text("n-persona", f.persona, { placeholder: "persona id" }),
+    archetype: text("n-archetype", f.archetype),
+    minRating: rating("n-min", f.minRating, "≥"),
+    maxRating: rating("n-max", f.maxRating, "≤"),
+    from: h("input", { id: "n-from", type: "date", value: f.from }),
+    to: h("input", { id: "n-to", type: "date", value: f.to }),
+  };
+  const labels: Record<keyof typeof fields, string> = { module: "Module", persona: "Persona", archetype: "Archetype", minRating: "Rating at least", maxRating: "Rating at most", from: "From (UTC day)", to: "To (UTC day)" };
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter notes" },
-    h("div", null, h("label", { for: "n-module" }, "Module"), mod), h("div", null, h("label", { for: "n-max" }, "Rating"), max), h("button", { type: "submit", class: "primary" }, "Apply"));
+    (Object.keys(fields) as (keyof typeof fields)[]).map((k) => h("div", null, h("label", { for: fields[k].id }, labels[k]), fields[k])),
+    h("button", { type: "submit", class: "primary" }, "Apply"),
+    h("button", { type: "button", id: "n-clear", onclick: () => { for (const el of Object.values(fields)) el.value = ""; apply(); } }, "Clear"));
   const sec = section("Notes", "notes");
-  const more = h("button", { type: "button", id: "notes-more", hidden: true }, "Older notes →");
+  const prev = h("button", { type: "button", id: "notes-prev", disabled: true }, "← Newer");
+  const more = h("button", { type: "button", id: "notes-more", disabled: true }, "Older notes →");
   const cursors: string[] = [""];
   let idx = 0;
   let next: string | null = null;
-  replace(main, h("h1", null, "Notes"), form, sec.el, h("nav", { class: "pager", "aria-label": "Pages" }, more));
+  replace(main, h("h1", null, "Notes"), form, sec.el, h("nav", { class: "pager", "aria-label": "Pages" }, prev, more));
   const draw = region(sec.body, "Notes feed");
   const refresh = async () => {
-    const r = await draw(() => optional(api<{ feedback: Feedback[]; nextCursor?: string | null }>("GET", `/feedback${qs({ module: f.module, maxRating: f.maxRating, cursor: cursors[idx], limit: 50 })}`)), (r) => notesList(r.feedback ?? []));
+    const r = await draw(() => optional(api<{ feedback: Feedback[]; nextCursor?: string | null }>("GET", `/feedback${qs({ ...f, cursor: cursors[idx], limit: 50 })}`)), (r) => notesList(r.feedback ?? []));
     next = r?.nextCursor ?? null;
-    more.hidden = !next;
+    more.disabled = !next;
+    prev.disabled = idx === 0;
   };
-  form.addEventListener("submit", (e) => { e.preventDefault(); f.module = mod.value.trim(); f.maxRating = max.value; cursors.length = 1; idx = 0; void refresh(); });
+  const apply = () => {
+    for (const k of NOTE_FILTERS) f[k] = fields[k].value.trim();
+    cursors.length = 1; idx = 0;
+    const p = new URLSearchParams();
+    for (const k of NOTE_FILTERS) if (f[k]) p.set(k, f[k]);
+    history.replaceState(null, "", `#/notes${p.toString() ? `?${p}` : ""}`);
+    void refresh();
+  };
+  form.addEventListener("submit", (e) => { e.preventDefault(); apply(); });
+  for (const k of ["minRating", "maxRating"] as const) fields[k].addEventListener("change", apply);
   more.addEventListener("click", () => { if (next) { cursors[idx + 1] = next; idx++; void refresh(); } });
+  prev.addEventListener("click", () => { if (idx > 0) { idx--; void refresh(); } });
   return { refresh };
 }
 
