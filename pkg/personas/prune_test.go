@@ -64,6 +64,9 @@ WITH d AS (
 INSERT INTO personas.persona_activity_hourly (persona_id, hour, actions)
 SELECT id, date_trunc('hour', at), 3 FROM d`, start, pruneDays).Exec(ctx)
 	require.NoError(t, err)
+	// The daily rollups, as ingest would have kept them.
+	_, err = b.store.BackfillRollups(ctx, 100, nil)
+	require.NoError(t, err)
 	b.clock.Set(monday)
 	// a's lease is held now (a is due: its last tick was at 09:00 today,
 	// but its tick hour makes no difference to a claim with a fresh lease
@@ -147,7 +150,10 @@ func TestPrune(t *testing.T) {
 			insideBefore = append(insideBefore, countWhere(t, b.store, q.q, q.arg))
 		}
 		require.Positive(t, insideBefore[0])
-		aInside := countWhere(t, b.store, `SELECT count(*) FROM personas.persona_feedback WHERE created_at >= ?0 AND persona_id = 'a' AND module = 'calendar'`, opts.RawBefore)
+		// The days whose rating rollup outlives the prune (a day's bucket
+		// goes once it ended by RollupBefore).
+		aKept := countWhere(t, b.store, `SELECT count(*) FROM personas.persona_feedback WHERE created_at >= date_trunc('day', ?0::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND persona_id = 'a' AND module = 'calendar'`, opts.RollupBefore)
+		require.Greater(t, aKept, countWhere(t, b.store, `SELECT count(*) FROM personas.persona_feedback WHERE created_at >= ?0 AND persona_id = 'a' AND module = 'calendar'`, opts.RawBefore))
 
 		dry := opts
 		dry.DryRun = true
@@ -161,7 +167,7 @@ func TestPrune(t *testing.T) {
 		require.Len(t, res.Tables, len(personas.PruneTables))
 		for i := range res.Tables {
 			require.Equal(t, dres.Tables[i].Rows, res.Tables[i].Rows, "%s: the dry run reports what the run deletes", res.Tables[i].Table)
-			if !strings.HasSuffix(res.Tables[i].Table, "_daily") { // the fixture seeds no daily rollups older than their window
+			if !strings.HasSuffix(res.Tables[i].Table, "_daily") { // the fixture rates no parse markers and has no errors
 				require.Positive(t, res.Tables[i].Rows, res.Tables[i].Table)
 			}
 		}
@@ -201,13 +207,14 @@ func TestPrune(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, before7d[i], n, id)
 		}
-		// The admin detail's rating aggregate reads raw feedback: only
-		// its rows inside the window remain.
+		// The admin detail's rating aggregate reads the daily rollup: the
+		// ratings past the raw window still count, as far back as the
+		// rollup retention reaches.
 		feedbackAfter, err := b.store.FeedbackByModule(ctx, "a")
 		require.NoError(t, err)
 		require.Equal(t, feedbackBefore[0].LastRatedAt, feedbackAfter[0].LastRatedAt)
 		require.Equal(t, "calendar", feedbackAfter[0].Module)
-		require.Equal(t, aInside, feedbackAfter[0].Count)
+		require.Equal(t, aKept, feedbackAfter[0].Count)
 
 		// Idempotent: a second run finds nothing.
 		again, err := b.store.Prune(ctx, opts)
