@@ -340,3 +340,45 @@ func TestPrune(t *testing.T) {
 		require.Nil(t, p.MaxHistoryDays)
 	})
 }
+
+// rollupRows is every rollup row's content, for comparing before and after.
+func rollupRows(t *testing.T, s *personas.Store) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, table := range []string{"rating_daily", "rating_unparsable_daily", "action_daily", "action_error_daily"} {
+		var rows []string
+		require.NoError(t, s.DB().NewRaw(`SELECT r::text FROM personas.`+table+` AS r`).Scan(context.Background(), &rows))
+		sort.Strings(rows)
+		out[table] = rows
+	}
+	return out
+}
+
+// A backfill after a prune must not shrink the rollups to what the raw
+// rows still hold: the days whose raw rows are gone (or partly gone) keep
+// their rollups; the days wholly in the raw window are rebuilt as before.
+func TestBackfillAfterPruneKeepsHistory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := pruneFixture(t)
+	_, err := b.store.Prune(ctx, pruneOpts(monday))
+	require.NoError(t, err)
+	want := rollupRows(t, b.store)
+	require.NotEmpty(t, want["rating_daily"])
+	require.Less(t, countWhere(t, b.store, `SELECT count(*) FROM personas.persona_feedback`),
+		countWhere(t, b.store, `SELECT sum(n)::int FROM personas.rating_daily`), "the prune removed raw ratings the rollups still count")
+	require.Less(t, countWhere(t, b.store, `SELECT count(*) FROM personas.persona_actions`),
+		countWhere(t, b.store, `SELECT sum(calls)::int FROM personas.action_daily`), "the prune removed raw actions the rollups still count")
+
+	_, err = b.store.BackfillRollups(ctx, 2, nil)
+	require.NoError(t, err)
+	require.Equal(t, want, rollupRows(t, b.store))
+
+	// Inside the raw window the backfill still repairs: a rollup row of a
+	// day wholly in the window, lost, comes back.
+	_, err = b.store.DB().NewRaw(`DELETE FROM personas.rating_daily WHERE day = (SELECT max(day) FROM personas.rating_daily)`).Exec(ctx)
+	require.NoError(t, err)
+	_, err = b.store.BackfillRollups(ctx, 2, nil)
+	require.NoError(t, err)
+	require.Equal(t, want, rollupRows(t, b.store))
+}

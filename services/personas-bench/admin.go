@@ -33,7 +33,7 @@ import (
 // the name here: the raw side then runs Bind(name) instead of the captured
 // sequence, and the statements table prints it.
 const (
-	detailStatement = ""
+	detailStatement = "personaDetail"
 	listStatement   = "listPersonas"
 )
 
