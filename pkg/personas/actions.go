@@ -271,18 +271,16 @@ type Action struct {
 	ErrorMessage *string   `bun:"error_message" json:"errorMessage"`
 	LatencyMs    *int      `bun:"latency_ms" json:"latencyMs"`
 	CreatedAt    time.Time `bun:"created_at" json:"createdAt"`
+	// N orders the rows of one batch (insertion order); not in the API.
+	N int64 `bun:"n" json:"-"`
 }
 
 // RecentActions returns the persona's newest actions, newest first (within
-// one batch, the later row first).
+// one batch, the later row first): recentActionsExpr, as in the detail.
 func (s *Store) RecentActions(ctx context.Context, personaID string, limit int) ([]Action, error) {
 	out := []Action{}
-	err := s.db.NewRaw(`
-SELECT id, tick_id, seq, tool_name, input_hash, result, error_message, latency_ms, created_at
-  FROM personas.persona_actions
- WHERE persona_id = ?0
- ORDER BY created_at DESC, n DESC
- LIMIT ?1`, personaID, limit).Scan(ctx, &out)
+	q := strings.NewReplacer("$p", "?0::text", "$limit", "?1").Replace(recentActionsExpr)
+	err := s.db.NewRaw(q, personaID, limit).Scan(ctx, &out)
 	if err != nil {
 		return nil, fmt.Errorf("recent actions: %w", translate(err))
 	}
@@ -293,8 +291,8 @@ SELECT id, tick_id, seq, tool_name, input_hash, result, error_message, latency_m
 // activity window (see ActivityWindow), from the hourly buckets.
 func (s *Store) Actions7d(ctx context.Context, personaID string) (int64, error) {
 	var n int64
-	start, hourStart, hourEnd := s.activityWindow()
-	err := s.db.NewRaw("SELECT "+fmt.Sprintf(actions7dSQL, "?3"), start, hourStart, hourEnd, personaID).Scan(ctx, &n)
+	start, _, hourEnd := s.activityWindow()
+	err := s.db.NewRaw("SELECT "+actions7dExpr("?2::text", "?0", "?1"), start, hourEnd, personaID).Scan(ctx, &n)
 	if err != nil {
 		return 0, fmt.Errorf("actions in window: %w", translate(err))
 	}

@@ -70,6 +70,7 @@ var BindNames = []string{
 	"insertActions", "insertFeedback",
 	"tickStatus", "finishTick", "finishPersona",
 	"listPersonas",
+	"personaDetail",
 }
 
 // Bind returns the named statement with the arguments this store sends for
@@ -94,6 +95,11 @@ var BindNames = []string{
 //   - The admin list: listPersonas (Now, List; see StreamPersonas). Its SQL
 //     depends on which filters are set (each set filter is a condition);
 //     an invalid filter or cursor is an error here.
+//   - The admin detail (GET /api/v1/personas/admin/:id), one statement:
+//     personaDetail (PersonaID; Now, from which the 7-day window is taken;
+//     Limit, the number of recent actions, 0: DetailRecentActions). It
+//     answers one row (none for an unknown id): the persona's columns,
+//     actions_7d, and recent_actions and feedback_by_module as JSON arrays.
 //
 // Inputs are not validated here: the store's methods validate first.
 func (s *Store) Bind(name string, in BindInput) (Bound, error) {
@@ -198,6 +204,13 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 			return b, err
 		}
 		return bindList(f, cur, now), nil
+	case "personaDetail":
+		limit := in.Limit
+		if limit == 0 {
+			limit = DetailRecentActions
+		}
+		start, _, hourEnd := activityWindowAt(now)
+		b.Args = []any{in.PersonaID, start, hourEnd, limit}
 	default:
 		return b, fmt.Errorf("personas: no statement %q", name)
 	}

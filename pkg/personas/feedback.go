@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -99,7 +100,9 @@ type ModuleFeedback struct {
 }
 
 // FeedbackByModule returns per-module aggregates of a persona's ratings,
-// ordered by module name.
+// ordered by module name: moduleFeedbackExpr, as in the detail (from the
+// daily rollup, so ratings older than the raw window still count; parse
+// markers are not modules and never count).
 func (s *Store) FeedbackByModule(ctx context.Context, personaID string) ([]ModuleFeedback, error) {
 	var rows []struct {
 		Module      string    `bun:"module"`
@@ -112,24 +115,14 @@ func (s *Store) FeedbackByModule(ctx context.Context, personaID string) ([]Modul
 		R5          int       `bun:"r5"`
 		LastRatedAt time.Time `bun:"last_rated_at"`
 	}
-	err := s.db.NewRaw(`
-SELECT module, avg(rating)::float8 AS avg_rating, count(*) AS count,
-       count(*) FILTER (WHERE rating = 1) AS r1, count(*) FILTER (WHERE rating = 2) AS r2,
-       count(*) FILTER (WHERE rating = 3) AS r3, count(*) FILTER (WHERE rating = 4) AS r4,
-       count(*) FILTER (WHERE rating = 5) AS r5, max(created_at) AS last_rated_at
-  FROM personas.persona_feedback
- WHERE persona_id = ?0
- GROUP BY module
- ORDER BY module`, personaID).Scan(ctx, &rows)
-	if err != nil {
+	q := strings.ReplaceAll(moduleFeedbackExpr, "$p", "?0::text") + "\n ORDER BY d.module"
+	if err := s.db.NewRaw(q, personaID).Scan(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("feedback by module: %w", translate(err))
 	}
 	out := make([]ModuleFeedback, len(rows))
 	for i, r := range rows {
-		out[i] = ModuleFeedback{
-			Module: r.Module, AvgRating: r.AvgRating, Count: r.Count, LastRatedAt: r.LastRatedAt,
-			Distribution: map[string]int{"1": r.R1, "2": r.R2, "3": r.R3, "4": r.R4, "5": r.R5},
-		}
+		out[i] = moduleFeedbackJSON{Module: r.Module, AvgRating: r.AvgRating, Count: r.Count,
+			R: [5]int{r.R1, r.R2, r.R3, r.R4, r.R5}, LastRatedAt: r.LastRatedAt}.feedback()
 	}
 	return out, nil
 }

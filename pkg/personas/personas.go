@@ -340,18 +340,14 @@ type listCursor struct {
 // rows (one persona's actions of one hour, through an index).
 const ActivityWindow = 7 * 24 * time.Hour
 
-// actions7dSQL counts one persona's actions in the window. Arguments: the
-// persona id expression is spliced in by the caller; ?0 the window start,
-// ?1 the start of the hour it falls in, ?2 the end of that hour.
-const actions7dSQL = `(COALESCE((SELECT sum(h.actions) FROM personas.persona_activity_hourly h
-      WHERE h.persona_id = %[1]s AND h.hour >= ?2), 0)
- + (SELECT count(*) FROM personas.persona_actions a
-      WHERE a.persona_id = %[1]s AND a.created_at >= ?0 AND a.created_at < ?2))`
+// actions7dSQL counts one persona's actions in the window (actions7dExpr).
+// Arguments: the persona id expression is spliced in by the caller; ?0 the
+// window start, ?1 the start of the hour it falls in, ?2 the end of that
+// hour.
+var actions7dSQL = actions7dExpr("%[1]s", "?0", "?2")
 
 func (s *Store) activityWindow() (start, hourStart, hourEnd time.Time) {
-	start = s.Now().Add(-ActivityWindow)
-	hourStart = start.Truncate(time.Hour)
-	return start, hourStart, hourStart.Add(time.Hour)
+	return activityWindowAt(s.Now())
 }
 
 func escapeLike(s string) string {

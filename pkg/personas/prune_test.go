@@ -64,6 +64,9 @@ WITH d AS (
 INSERT INTO personas.persona_activity_hourly (persona_id, hour, actions)
 SELECT id, date_trunc('hour', at), 3 FROM d`, start, pruneDays).Exec(ctx)
 	require.NoError(t, err)
+	// The daily rollups, as ingest would have kept them.
+	_, err = b.store.BackfillRollups(ctx, 100, nil)
+	require.NoError(t, err)
 	b.clock.Set(monday)
 	// a's lease is held now (a is due: its last tick was at 09:00 today,
 	// but its tick hour makes no difference to a claim with a fresh lease
@@ -147,7 +150,10 @@ func TestPrune(t *testing.T) {
 			insideBefore = append(insideBefore, countWhere(t, b.store, q.q, q.arg))
 		}
 		require.Positive(t, insideBefore[0])
-		aInside := countWhere(t, b.store, `SELECT count(*) FROM personas.persona_feedback WHERE created_at >= ?0 AND persona_id = 'a' AND module = 'calendar'`, opts.RawBefore)
+		// The days whose rating rollup outlives the prune (a day's bucket
+		// goes once it ended by RollupBefore).
+		aKept := countWhere(t, b.store, `SELECT count(*) FROM personas.persona_feedback WHERE created_at >= date_trunc('day', ?0::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AND persona_id = 'a' AND module = 'calendar'`, opts.RollupBefore)
+		require.Greater(t, aKept, countWhere(t, b.store, `SELECT count(*) FROM personas.persona_feedback WHERE created_at >= ?0 AND persona_id = 'a' AND module = 'calendar'`, opts.RawBefore))
 
 		dry := opts
 		dry.DryRun = true
@@ -161,7 +167,7 @@ func TestPrune(t *testing.T) {
 		require.Len(t, res.Tables, len(personas.PruneTables))
 		for i := range res.Tables {
 			require.Equal(t, dres.Tables[i].Rows, res.Tables[i].Rows, "%s: the dry run reports what the run deletes", res.Tables[i].Table)
-			if !strings.HasSuffix(res.Tables[i].Table, "_daily") { // the fixture seeds no daily rollups older than their window
+			if !strings.HasSuffix(res.Tables[i].Table, "_daily") { // the fixture rates no parse markers and has no errors
 				require.Positive(t, res.Tables[i].Rows, res.Tables[i].Table)
 			}
 		}
@@ -201,13 +207,14 @@ func TestPrune(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, before7d[i], n, id)
 		}
-		// The admin detail's rating aggregate reads raw feedback: only
-		// its rows inside the window remain.
+		// The admin detail's rating aggregate reads the daily rollup: the
+		// ratings past the raw window still count, as far back as the
+		// rollup retention reaches.
 		feedbackAfter, err := b.store.FeedbackByModule(ctx, "a")
 		require.NoError(t, err)
 		require.Equal(t, feedbackBefore[0].LastRatedAt, feedbackAfter[0].LastRatedAt)
 		require.Equal(t, "calendar", feedbackAfter[0].Module)
-		require.Equal(t, aInside, feedbackAfter[0].Count)
+		require.Equal(t, aKept, feedbackAfter[0].Count)
 
 		// Idempotent: a second run finds nothing.
 		again, err := b.store.Prune(ctx, opts)
@@ -332,4 +339,62 @@ func TestPrune(t *testing.T) {
 		require.NoError(t, err)
 		require.Nil(t, p.MaxHistoryDays)
 	})
+}
+
+// rollupRows is every rollup row's content, for comparing before and after.
+func rollupRows(t *testing.T, s *personas.Store) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, table := range []string{"rating_daily", "rating_unparsable_daily", "action_daily", "action_error_daily"} {
+		var rows []string
+		require.NoError(t, s.DB().NewRaw(`SELECT r::text FROM personas.`+table+` AS r`).Scan(context.Background(), &rows))
+		sort.Strings(rows)
+		out[table] = rows
+	}
+	// The fleet rollups (shards summed, emptied rows left out) must equal
+	// the per-persona rows summed.
+	for _, q := range []struct{ fleet, perPersona, sel string }{
+		{"rating_fleet_daily", "rating_daily", `concat_ws(' ', day, module, sum(n), sum(r1), sum(r2), sum(r3), sum(r4), sum(r5)) FROM personas.%s
+ GROUP BY day, module HAVING sum(n) > 0`},
+		{"action_fleet_daily", "action_daily", `concat_ws(' ', day, tool_name, sum(calls), sum(errors), sum(latency_n), sum(latency_sum),
+       personas.hist_sum(latency_hist)) FROM personas.%s GROUP BY day, tool_name HAVING sum(calls) > 0`},
+	} {
+		var fleet, per []string
+		require.NoError(t, s.DB().NewRaw(`SELECT `+fmt.Sprintf(q.sel, q.fleet)).Scan(context.Background(), &fleet))
+		require.NoError(t, s.DB().NewRaw(`SELECT `+fmt.Sprintf(q.sel, q.perPersona)).Scan(context.Background(), &per))
+		sort.Strings(fleet)
+		sort.Strings(per)
+		require.Equal(t, per, fleet, "%s sums %s", q.fleet, q.perPersona)
+		out[q.fleet] = fleet
+	}
+	return out
+}
+
+// A backfill after a prune must not shrink the rollups to what the raw
+// rows still hold: the days whose raw rows are gone (or partly gone) keep
+// their rollups; the days wholly in the raw window are rebuilt as before.
+func TestBackfillAfterPruneKeepsHistory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := pruneFixture(t)
+	_, err := b.store.Prune(ctx, pruneOpts(monday))
+	require.NoError(t, err)
+	want := rollupRows(t, b.store)
+	require.NotEmpty(t, want["rating_daily"])
+	require.Less(t, countWhere(t, b.store, `SELECT count(*) FROM personas.persona_feedback`),
+		countWhere(t, b.store, `SELECT sum(n)::int FROM personas.rating_daily`), "the prune removed raw ratings the rollups still count")
+	require.Less(t, countWhere(t, b.store, `SELECT count(*) FROM personas.persona_actions`),
+		countWhere(t, b.store, `SELECT sum(calls)::int FROM personas.action_daily`), "the prune removed raw actions the rollups still count")
+
+	_, err = b.store.BackfillRollups(ctx, 2, nil)
+	require.NoError(t, err)
+	require.Equal(t, want, rollupRows(t, b.store))
+
+	// Inside the raw window the backfill still repairs: a rollup row of a
+	// day wholly in the window, lost, comes back.
+	_, err = b.store.DB().NewRaw(`DELETE FROM personas.rating_daily WHERE day = (SELECT max(day) FROM personas.rating_daily)`).Exec(ctx)
+	require.NoError(t, err)
+	_, err = b.store.BackfillRollups(ctx, 2, nil)
+	require.NoError(t, err)
+	require.Equal(t, want, rollupRows(t, b.store))
 }

@@ -229,7 +229,8 @@ type BackfillResult struct {
 // MaxBackfillBatch bounds BackfillRollups' batch size.
 const MaxBackfillBatch = 10_000
 
-// BackfillRollups rebuilds every rollup from the raw rows, batchSize
+// BackfillRollups rebuilds the rollups from the raw rows (after a prune,
+// only the days the raw rows still hold whole: see rebuildRollups), batchSize
 // personas per transaction (in user id order): each batch locks its
 // personas (so no write for them runs meanwhile), deletes their rollup rows
 // and recomputes them, and records the last persona done in the same
@@ -300,30 +301,57 @@ func (s *Store) BackfillRollups(ctx context.Context, batchSize int, progress fun
 }
 
 // rebuildRollups replaces the rollups of the (locked) personas ids with
-// aggregates of their raw rows: the deletes take their old rows out of the
-// fleet rollups (triggers), the last two statements add the new ones.
+// aggregates of their raw rows. Once a prune has deleted raw rows, the
+// rollups are the only record of the days before the raw window: then
+// only the days after a persona's oldest remaining raw row of a table
+// (whole days of raw rows) are rebuilt, and the earlier days, whose raw
+// rows are gone or partly gone, keep their rollups. The deletes take the
+// rebuilt days' old rows out of the fleet rollups (triggers); the last two
+// statements add their new rows back (the same days).
 func rebuildRollups(ctx context.Context, tx bun.Tx, ids []string) error {
 	arr := pgdialect.Array(ids)
+	var pruned bool
+	if err := tx.NewRaw(`SELECT EXISTS (SELECT 1 FROM personas.prune_runs WHERE NOT dry_run AND rows_deleted > 0)`).
+		Scan(ctx, &pruned); err != nil {
+		return err
+	}
+	// whole(table, alias) is the condition "day d of persona p lies wholly
+	// in table's raw rows" for a rollup row (alias.day, alias.persona_id).
+	whole := func(table, alias string) string {
+		if !pruned {
+			return `true`
+		}
+		return alias + `.day > (SELECT (min(w.created_at) AT TIME ZONE 'UTC')::date FROM personas.` + table +
+			` AS w WHERE w.persona_id = ` + alias + `.persona_id)`
+	}
+	// fromWhole is the same condition for a raw row r of table.
+	fromWhole := func(table, r string) string {
+		if !pruned {
+			return `true`
+		}
+		return `(` + r + `.created_at AT TIME ZONE 'UTC')::date > (SELECT (min(w.created_at) AT TIME ZONE 'UTC')::date FROM personas.` +
+			table + ` AS w WHERE w.persona_id = ` + r + `.persona_id)`
+	}
 	stmts := []string{
-		`DELETE FROM personas.rating_daily WHERE persona_id = ANY(?0)`,
-		`DELETE FROM personas.rating_unparsable_daily WHERE persona_id = ANY(?0)`,
-		`DELETE FROM personas.action_daily WHERE persona_id = ANY(?0)`,
-		`DELETE FROM personas.action_error_daily WHERE persona_id = ANY(?0)`,
+		`DELETE FROM personas.rating_daily AS d WHERE d.persona_id = ANY(?0) AND ` + whole("persona_feedback", "d"),
+		`DELETE FROM personas.rating_unparsable_daily AS d WHERE d.persona_id = ANY(?0) AND ` + whole("persona_feedback", "d"),
+		`DELETE FROM personas.action_daily AS d WHERE d.persona_id = ANY(?0) AND ` + whole("persona_actions", "d"),
+		`DELETE FROM personas.action_error_daily AS d WHERE d.persona_id = ANY(?0) AND ` + whole("persona_actions", "d"),
 		`INSERT INTO personas.rating_daily (day, module, persona_id, n, r1, r2, r3, r4, r5, last_at)
 SELECT (f.created_at AT TIME ZONE 'UTC')::date, f.module, f.persona_id, count(*), ` + ratingCounts("f.rating") + `, max(f.created_at)
   FROM personas.persona_feedback AS f
- WHERE f.persona_id = ANY(?0) AND left(f.module, 2) <> '__'
+ WHERE f.persona_id = ANY(?0) AND left(f.module, 2) <> '__' AND ` + fromWhole("persona_feedback", "f") + `
  GROUP BY 1, 2, 3`,
 		`INSERT INTO personas.rating_unparsable_daily (day, persona_id, n)
 SELECT (f.created_at AT TIME ZONE 'UTC')::date, f.persona_id, count(*)
   FROM personas.persona_feedback AS f
- WHERE f.persona_id = ANY(?0) AND left(f.module, 2) = '__'
+ WHERE f.persona_id = ANY(?0) AND left(f.module, 2) = '__' AND ` + fromWhole("persona_feedback", "f") + `
  GROUP BY 1, 2`,
 		`INSERT INTO personas.action_daily (day, tool_name, persona_id, calls, errors, latency_n, latency_sum, latency_hist)
 SELECT (a.created_at AT TIME ZONE 'UTC')::date, a.tool_name, a.persona_id, count(*), count(*) FILTER (WHERE a.result = 'error'),
        count(a.latency_ms), COALESCE(sum(a.latency_ms), 0), ` + histogramAgg("a.latency_ms") + `
   FROM personas.persona_actions AS a
- WHERE a.persona_id = ANY(?0)
+ WHERE a.persona_id = ANY(?0) AND ` + fromWhole("persona_actions", "a") + `
  GROUP BY 1, 2, 3`,
 		`INSERT INTO personas.action_error_daily (day, tool_name, persona_id, msg_hash, sample, n)
 SELECT g.day, g.tool_name, g.persona_id, g.h, CASE WHEN g.h = '' THEN '' ELSE min(g.sample) END, sum(g.n)
@@ -334,13 +362,13 @@ SELECT g.day, g.tool_name, g.persona_id, g.h, CASE WHEN g.h = '' THEN '' ELSE mi
                        md5(` + normalisedMessage("a.error_message") + `) AS h,
                        min(left(COALESCE(a.error_message, ''), 500)) AS sample, count(*) AS n
                   FROM personas.persona_actions AS a
-                 WHERE a.persona_id = ANY(?0) AND a.result = 'error'
+                 WHERE a.persona_id = ANY(?0) AND a.result = 'error' AND ` + fromWhole("persona_actions", "a") + `
                  GROUP BY 1, 2, 3, 4) AS e) AS g
  GROUP BY g.day, g.tool_name, g.persona_id, g.h`,
 		`INSERT INTO personas.rating_fleet_daily AS d (day, module, shard, n, r1, r2, r3, r4, r5)
 SELECT r.day, r.module, ` + fleetShard("r.persona_id") + `, sum(r.n), sum(r.r1), sum(r.r2), sum(r.r3), sum(r.r4), sum(r.r5)
   FROM personas.rating_daily AS r
- WHERE r.persona_id = ANY(?0)
+ WHERE r.persona_id = ANY(?0) AND ` + whole("persona_feedback", "r") + `
  GROUP BY 1, 2, 3
  ORDER BY 1, 2, 3
     ON CONFLICT (day, module, shard) DO UPDATE
@@ -350,7 +378,7 @@ SELECT r.day, r.module, ` + fleetShard("r.persona_id") + `, sum(r.n), sum(r.r1),
 SELECT a.day, a.tool_name, ` + fleetShard("a.persona_id") + `, sum(a.calls), sum(a.errors), sum(a.latency_n), sum(a.latency_sum),
        personas.hist_sum(a.latency_hist)
   FROM personas.action_daily AS a
- WHERE a.persona_id = ANY(?0)
+ WHERE a.persona_id = ANY(?0) AND ` + whole("persona_actions", "a") + `
  GROUP BY 1, 2, 3
  ORDER BY 1, 2, 3
     ON CONFLICT (day, tool_name, shard) DO UPDATE

@@ -20,16 +20,17 @@ import (
 var prepared = func() map[string]string {
 	out := map[string]string{}
 	for name, q := range map[string]string{
-		"due":         dueSQL,
-		"claim":       claimSQL,
-		"dueProfiles": dueProfilesSQL,
-		"sweep":       sweepSQL,
-		"lockLease":   lockLeaseSQL,
-		"startTick":   startTickSQL,
-		"bindTick":    bindTickSQL,
-		"getTick":     getTickSQL,
-		"tickStatus":  tickStatusSQL,
-		"finishTick":  finishTickSQL,
+		"due":           dueSQL,
+		"claim":         claimSQL,
+		"dueProfiles":   dueProfilesSQL,
+		"sweep":         sweepSQL,
+		"lockLease":     lockLeaseSQL,
+		"startTick":     startTickSQL,
+		"bindTick":      bindTickSQL,
+		"getTick":       getTickSQL,
+		"tickStatus":    tickStatusSQL,
+		"finishTick":    finishTickSQL,
+		"personaDetail": personaDetailSQL,
 	} {
 		out[name] = toPostgresPlaceholders(q)
 	}
@@ -52,8 +53,9 @@ func toPostgresPlaceholders(q string) string {
 // exactly as the store sends it ($1, $2, ... placeholders), so tests can
 // check its plan. Names: "due", "claim", "dueProfiles", "sweep", "insertActions",
 // "insertFeedback" and the tick transactions' "lockLease", "startTick",
-// "bindTick", "getTick", "tickStatus", "finishTick" ("finishPersona" has
-// variants: see Bind, which also gives any statement its arguments).
+// "bindTick", "getTick", "tickStatus", "finishTick", and the admin
+// detail's "personaDetail" ("finishPersona" has variants: see Bind, which
+// also gives any statement its arguments).
 func Statement(name string) (string, bool) {
 	q, ok := prepared[name]
 	return q, ok

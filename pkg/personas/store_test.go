@@ -647,16 +647,18 @@ ANALYZE personas.personas`)
 		if name == "claim" {
 			args = append(args, "r", monday, []string{"a", "b"}, 60)
 		}
-		rows, err := b.store.DB().DB.QueryContext(ctx, "EXPLAIN "+sql, args...)
-		require.NoError(t, err)
 		var plan []string
-		for rows.Next() {
-			var line string
-			require.NoError(t, rows.Scan(&line))
-			plan = append(plan, line)
-		}
-		require.NoError(t, rows.Err())
-		require.NoError(t, rows.Close())
+		func() {
+			rows, err := b.store.DB().DB.QueryContext(ctx, "EXPLAIN "+sql, args...)
+			require.NoError(t, err)
+			defer func() { _ = rows.Close() }()
+			for rows.Next() {
+				var line string
+				require.NoError(t, rows.Scan(&line))
+				plan = append(plan, line)
+			}
+			require.NoError(t, rows.Err())
+		}()
 		require.Contains(t, strings.Join(plan, "\n"), "personas_due_idx", "%s plan:\n%s", name, strings.Join(plan, "\n"))
 	}
 }

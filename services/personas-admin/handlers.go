@@ -24,9 +24,6 @@ const (
 	maxPassword = 128
 )
 
-// recentActionsLimit is how many actions the detail shows.
-const recentActionsLimit = 20
-
 type handlers struct {
 	store    *personas.Store
 	auth     identity
@@ -430,41 +427,31 @@ type feedbackJSON struct {
 }
 
 type detailResponse struct {
-	Persona          personaJSON    `json:"persona"`
-	RecentActions    []actionJSON   `json:"recentActions"`
-	FeedbackByModule []feedbackJSON `json:"feedbackByModule"`
+	Persona          personaJSON      `json:"persona"`
+	RecentActions    []actionJSON     `json:"recentActions"`
+	FeedbackByModule []feedbackJSON   `json:"feedbackByModule"`
+	Sources          personas.Sources `json:"sources"`
 }
 
 // detail answers one persona with its 20 newest actions and its ratings per
-// module (true mean, count, 1-5 distribution, latest rating time).
+// module (true mean, count, 1-5 distribution, latest rating time), read by
+// one statement (personas.Store.PersonaDetail).
 func (h *handlers) detail(c echo.Context) error {
-	ctx := c.Request().Context()
 	id := c.Param("id")
-	p, err := h.store.GetPersona(ctx, id)
-	if err != nil {
-		return err
-	}
-	n, err := h.store.Actions7d(ctx, id)
-	if err != nil {
-		return err
-	}
-	actions, err := h.store.RecentActions(ctx, id, recentActionsLimit)
-	if err != nil {
-		return err
-	}
-	feedback, err := h.store.FeedbackByModule(ctx, id)
+	d, err := h.store.PersonaDetail(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
 	res := detailResponse{
-		Persona:          newPersonaJSON(p, n),
-		RecentActions:    make([]actionJSON, len(actions)),
-		FeedbackByModule: make([]feedbackJSON, len(feedback)),
+		Persona:          newPersonaJSON(&d.Persona, d.Actions7d),
+		RecentActions:    make([]actionJSON, len(d.RecentActions)),
+		FeedbackByModule: make([]feedbackJSON, len(d.FeedbackByModule)),
+		Sources:          d.Sources,
 	}
-	for i := range actions {
-		res.RecentActions[i] = newActionJSON(id, &actions[i])
+	for i := range d.RecentActions {
+		res.RecentActions[i] = newActionJSON(id, &d.RecentActions[i])
 	}
-	for i, f := range feedback {
+	for i, f := range d.FeedbackByModule {
 		res.FeedbackByModule[i] = feedbackJSON{
 			Module: f.Module, AvgRating: f.AvgRating, Count: f.Count,
 			Distribution: f.Distribution, LastRatedAt: edge.ISOTime(f.LastRatedAt),

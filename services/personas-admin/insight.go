@@ -83,10 +83,11 @@ type moduleJSON struct {
 }
 
 type modulesResponse struct {
-	Window  string       `json:"window"`
-	From    string       `json:"from"`
-	To      string       `json:"to"`
-	Modules []moduleJSON `json:"modules"`
+	Window  string           `json:"window"`
+	From    string           `json:"from"`
+	To      string           `json:"to"`
+	Modules []moduleJSON     `json:"modules"`
+	Sources personas.Sources `json:"sources"`
 }
 
 // modules answers the modules table for window 7d (default) or 28d;
@@ -104,7 +105,8 @@ func (h *handlers) modules(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := modulesResponse{Window: res.Window, From: res.From, To: res.To, Modules: make([]moduleJSON, len(res.Modules))}
+	out := modulesResponse{Window: res.Window, From: res.From, To: res.To, Modules: make([]moduleJSON, len(res.Modules)),
+		Sources: personas.ModulesSources()}
 	for i, m := range res.Modules {
 		out.Modules[i] = moduleJSON{ModuleSummary: m, LastRatedAt: edge.ISOTime(m.LastRatedAt)}
 	}
@@ -112,6 +114,11 @@ func (h *handlers) modules(c echo.Context) error {
 }
 
 // ---- GET /modules/:module/trend ------------------------------------------
+
+type trendResponse struct {
+	personas.Trend
+	Sources personas.Sources `json:"sources"`
+}
 
 // trend answers one module's buckets and regression verdict.
 func (h *handlers) trend(c echo.Context) error {
@@ -149,10 +156,15 @@ func (h *handlers) trend(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, res)
+	return c.JSON(http.StatusOK, trendResponse{Trend: res, Sources: personas.TrendSources()})
 }
 
 // ---- GET /tools ---------------------------------------------------------
+
+type toolsResponse struct {
+	personas.ToolsResult
+	Sources personas.Sources `json:"sources"`
+}
 
 // tools answers calls, error rates, p95 latency and error groups per tool
 // and module for window 24h, 7d (default) or 28d.
@@ -166,14 +178,15 @@ func (h *handlers) tools(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, res)
+	return c.JSON(http.StatusOK, toolsResponse{ToolsResult: res, Sources: personas.ToolsSources()})
 }
 
 // ---- GET /overview ------------------------------------------------------
 
 type overviewResponse struct {
 	personas.Overview
-	Since string `json:"since"`
+	Since   string           `json:"since"`
+	Sources personas.Sources `json:"sources"`
 }
 
 // overview answers the Monday page for window 24h or 7d (default).
@@ -188,7 +201,7 @@ func (h *handlers) overview(c echo.Context) error {
 		return err
 	}
 	since, _ := time.Parse(time.RFC3339, res.Since)
-	return c.JSON(http.StatusOK, overviewResponse{Overview: res, Since: edge.ISOTime(since)})
+	return c.JSON(http.StatusOK, overviewResponse{Overview: res, Since: edge.ISOTime(since), Sources: personas.OverviewSources()})
 }
 
 // ---- GET /feedback ------------------------------------------------------

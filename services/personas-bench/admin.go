@@ -33,8 +33,8 @@ import (
 // the name here: the raw side then runs Bind(name) instead of the captured
 // sequence, and the statements table prints it.
 const (
-	detailStatement = ""
-	listStatement   = ""
+	detailStatement = "personaDetail"
+	listStatement   = "listPersonas"
 )
 
 // detailSample is how many personas the detail scenario picks from (each
