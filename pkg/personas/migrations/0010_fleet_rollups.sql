@@ -59,11 +59,19 @@ SELECT day, module, (hashtext(persona_id) & 7)::smallint, sum(n), sum(r1), sum(r
   FROM personas.rating_daily
  GROUP BY 1, 2, 3;
 
+-- The histograms summed index by index (about 5 times faster than
+-- hist_sum over millions of rows).
+DO $$
+BEGIN
+    EXECUTE format($q$
 INSERT INTO personas.action_fleet_daily (day, tool_name, shard, calls, errors, latency_n, latency_sum, latency_hist)
 SELECT day, tool_name, (hashtext(persona_id) & 7)::smallint, sum(calls), sum(errors), sum(latency_n), sum(latency_sum),
-       personas.hist_sum(latency_hist)
+       ARRAY[%s]::integer[]
   FROM personas.action_daily
- GROUP BY 1, 2, 3;
+ GROUP BY 1, 2, 3$q$,
+        (SELECT string_agg(format('sum(latency_hist[%s])', i), ', ' ORDER BY i) FROM generate_series(1, 53) AS i));
+END
+$$;
 
 -- Deleted per-persona rows leave the fleet tables. Rows are locked in key
 -- order (as ingest locks them) so that a delete and a batch cannot deadlock.
