@@ -767,7 +767,7 @@ func (s *Store) Tools(ctx context.Context, w Window) (ToolsResult, error) {
 	err := s.db.NewRaw(`
 SELECT d.tool_name, d.day >= ?1 AS cur, sum(d.calls) AS calls, sum(d.errors) AS errors,
        sum(d.latency_n) AS latency_n, sum(d.latency_sum) AS latency_sum,
-       CASE WHEN d.day >= ?1 THEN `+histogramSum("d.latency_hist")+` END AS hist
+       CASE WHEN d.day >= ?1 THEN `+histogramSum("d.latency_hist", "bigint")+` END AS hist
   FROM personas.action_fleet_daily AS d
  WHERE d.day >= ?0 AND d.day <= ?2
  GROUP BY 1, 2`, prevFrom, from, today).Scan(ctx, &rows)
@@ -924,13 +924,14 @@ func histogramQuantile(hist []int64, q float64) float64 {
 }
 
 // histogramSum sums the latency histograms in column col index by index,
-// as a bigint[] (cheaper than unnesting them).
-func histogramSum(col string) string {
+// as an array of typ (cheaper than unnesting them or an aggregate
+// function).
+func histogramSum(col, typ string) string {
 	parts := make([]string, len(LatencyThresholds)+1)
 	for i := range parts {
 		parts[i] = "sum(" + col + "[" + strconv.Itoa(i+1) + "])"
 	}
-	return "ARRAY[" + strings.Join(parts, ", ") + "]::bigint[]"
+	return "ARRAY[" + strings.Join(parts, ", ") + "]::" + typ + "[]"
 }
 
 // ---- overview -----------------------------------------------------------

@@ -376,7 +376,7 @@ SELECT r.day, r.module, ` + fleetShard("r.persona_id") + `, sum(r.n), sum(r.r1),
        r4 = d.r4 + EXCLUDED.r4, r5 = d.r5 + EXCLUDED.r5`,
 		`INSERT INTO personas.action_fleet_daily AS d (day, tool_name, shard, calls, errors, latency_n, latency_sum, latency_hist)
 SELECT a.day, a.tool_name, ` + fleetShard("a.persona_id") + `, sum(a.calls), sum(a.errors), sum(a.latency_n), sum(a.latency_sum),
-       personas.hist_sum(a.latency_hist)
+       ` + histogramSum("a.latency_hist", "integer") + `
   FROM personas.action_daily AS a
  WHERE a.persona_id = ANY(?0) AND ` + whole("persona_actions", "a") + `
  GROUP BY 1, 2, 3

@@ -45,8 +45,8 @@ CREATE TABLE personas.action_fleet_daily (
     PRIMARY KEY (day, tool_name, shard)
 ) WITH (fillfactor = 50);
 
--- hist_sum adds latency histograms element by element (the backfill, the
--- triggers below and BackfillRollups; the views sum each index instead).
+-- hist_sum adds latency histograms element by element (the delete
+-- triggers below, which see few rows; bulk sums add each index instead).
 CREATE FUNCTION personas.hist_add(a integer[], b integer[]) RETURNS integer[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT CASE WHEN a IS NULL THEN b ELSE ARRAY(SELECT x.a + x.b FROM unnest(a, b) WITH ORDINALITY AS x(a, b, i) ORDER BY x.i) END $$;
