@@ -645,7 +645,44 @@ func (s *Store) flaggedModules(ctx context.Context) ([]FlaggedModule, error) {
 	now := s.Now()
 	current := bucketStart(now, BucketWeek)
 	newest := current.AddDate(0, 0, -7)
-	vfrom := newest.AddDate(0, 0, -7*(verdictHorizon-1))
+	// judge decides a run of K weeks from the last 2K; it needs older
+	// weeks only to extend a run it found. So every module is judged on
+	// 2K weeks first, and only those flagged there on the whole horizon.
+	short := 2 * DefaultRunLength
+	judged, err := s.weeklyVerdicts(ctx, newest, current, short, nil)
+	if err != nil {
+		return nil, err
+	}
+	var longer []string
+	for module, v := range judged {
+		if v.Flagged && 2*(v.Buckets+1) <= verdictHorizon {
+			longer = append(longer, module)
+		}
+	}
+	if len(longer) > 0 {
+		more, err := s.weeklyVerdicts(ctx, newest, current, verdictHorizon, longer)
+		if err != nil {
+			return nil, err
+		}
+		for module, v := range more {
+			judged[module] = v
+		}
+	}
+	out := []FlaggedModule{}
+	for module, v := range judged {
+		if v.Flagged {
+			out = append(out, FlaggedModule{Module: module, Since: *v.Since, Weeks: v.Buckets, Drop: *v.Drop,
+				BaselineMean: *v.BaselineMean, RunMean: *v.RunMean})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Drop > out[j].Drop })
+	return out, nil
+}
+
+// weeklyVerdicts judges modules (all when nil) on the weeks complete
+// weeks ending with newest (before current), with the default rule.
+func (s *Store) weeklyVerdicts(ctx context.Context, newest, current time.Time, weeks int, modules []string) (map[string]Verdict, error) {
+	vfrom := newest.AddDate(0, 0, -7*(weeks-1))
 	var rows []struct {
 		Module string    `bun:"module"`
 		Start  time.Time `bun:"start"`
@@ -657,13 +694,13 @@ func (s *Store) flaggedModules(ctx context.Context) ([]FlaggedModule, error) {
 SELECT x.module, x.day AS start, sum(x.n) AS n, sum(x.sum) AS sum, sum(x.sum_sq) AS sum_sq
   FROM (SELECT f.module, f.day, f.n, f.sum, f.sum_sq
           FROM personas.rating_fleet_daily AS f
-         WHERE f.day >= ?0 AND f.day < ?1
+         WHERE f.day >= ?0 AND f.day < ?1 AND (?3::text[] IS NULL OR f.module = ANY(?3::text[]))
         UNION ALL
         SELECT r.module, r.day, -r.n, -r.sum, -r.sum_sq
           FROM personas.rating_daily AS r
          WHERE r.persona_id = ANY(ARRAY(SELECT p.user_id FROM personas.personas AS p WHERE p.tags && ?2::text[]))
-           AND r.day >= ?0 AND r.day < ?1) AS x
- GROUP BY 1, 2`, vfrom, current, pgdialect.Array(DefaultVerdictExclude)).Scan(ctx, &rows)
+           AND r.day >= ?0 AND r.day < ?1 AND (?3::text[] IS NULL OR r.module = ANY(?3::text[]))) AS x
+ GROUP BY 1, 2`, vfrom, current, pgdialect.Array(DefaultVerdictExclude), pgdialect.Array(modules)).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("flagged modules: %w", translate(err))
 	}
@@ -671,24 +708,19 @@ SELECT x.module, x.day AS start, sum(x.n) AS n, sum(x.sum) AS sum, sum(x.sum_sq)
 	for _, r := range rows {
 		ser := series[r.Module]
 		if ser == nil {
-			ser = make([]moments, verdictHorizon)
+			ser = make([]moments, weeks)
 			series[r.Module] = ser
 		}
 		// Rows are per day (cheaper to group than by week in SQL).
 		i := int(r.Start.UTC().Sub(vfrom).Hours() / (24 * 7))
-		if i >= 0 && i < verdictHorizon {
+		if i >= 0 && i < weeks {
 			ser[i] = ser[i].add(r.moments)
 		}
 	}
-	out := []FlaggedModule{}
+	out := make(map[string]Verdict, len(series))
 	for module, ser := range series {
-		v := judge(ser, vfrom, BucketWeek, DefaultRunLength, DefaultDelta, DefaultMinRatings)
-		if v.Flagged {
-			out = append(out, FlaggedModule{Module: module, Since: *v.Since, Weeks: v.Buckets, Drop: *v.Drop,
-				BaselineMean: *v.BaselineMean, RunMean: *v.RunMean})
-		}
+		out[module] = judge(ser, vfrom, BucketWeek, DefaultRunLength, DefaultDelta, DefaultMinRatings)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Drop > out[j].Drop })
 	return out, nil
 }
 

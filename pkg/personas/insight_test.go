@@ -356,10 +356,43 @@ func TestFleetRollupPathsAgree(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	insightData(t, b)
+	// drop4: a run longer than the 2K weeks the flagged list reads first.
+	for w := 10; w >= 1; w-- {
+		b.clock.Set(monday.AddDate(0, 0, -7*w+2))
+		r := []int{4, 5, 4, 5, 4, 5}
+		if w <= 4 {
+			r = []int{3, 4, 3, 4, 3, 4}
+		}
+		rate(t, b.store, []string{"a", "b"}, "drop4", fmt.Sprintf("w%d", w), r...)
+	}
 	b.clock.Set(monday.Add(-time.Hour))
 	rate(t, b.store, []string{"a", "c"}, "drop3", "now", 3, 4, 1, 2)
 	b.clock.Set(monday)
-	modules := []string{"steady", "drop3", "drop2", "thin", "chaosOnly"}
+	modules := []string{"steady", "drop3", "drop2", "thin", "chaosOnly", "drop4"}
+
+	// The flagged list agrees with each module's own weekly verdict.
+	flaggedAgree := func() {
+		t.Helper()
+		flagged, err := b.store.FlaggedModules(ctx)
+		require.NoError(t, err)
+		byModule := map[string]personas.FlaggedModule{}
+		for _, f := range flagged {
+			byModule[f.Module] = f
+		}
+		for _, m := range modules {
+			tr, err := b.store.ModuleTrend(ctx, personas.TrendQuery{Module: m})
+			require.NoError(t, err)
+			f, ok := byModule[m]
+			require.Equal(t, tr.Verdict.Flagged, ok, m)
+			if ok {
+				require.Equal(t, *tr.Verdict.Since, f.Since, m)
+				require.Equal(t, tr.Verdict.Buckets, f.Weeks, m)
+				require.InDelta(t, *tr.Verdict.Drop, f.Drop, 1e-9, m)
+			}
+		}
+		require.Equal(t, 4, byModule["drop4"].Weeks)
+	}
+	flaggedAgree()
 
 	check := func(stage string) {
 		t.Helper()
@@ -388,10 +421,11 @@ func TestFleetRollupPathsAgree(t *testing.T) {
 	check("ingest")
 	flagged, err := b.store.FlaggedModules(ctx)
 	require.NoError(t, err)
-	require.Len(t, flagged, 1, "chaosOnly's drop is the chaos persona's: not flagged")
+	require.Len(t, flagged, 2, "drop3 and drop4; chaosOnly's drop is the chaos persona's: not flagged")
 
 	require.NoError(t, b.store.DeletePersona(ctx, "c"))
 	check("after deleting the chaos persona")
+	flaggedAgree()
 	tr, err := b.store.ModuleTrend(ctx, personas.TrendQuery{Module: "chaosOnly", VerdictExclude: []string{}})
 	require.NoError(t, err)
 	require.False(t, tr.Verdict.Flagged, "the deleted persona's ratings are gone from the fleet rollup")
