@@ -150,6 +150,14 @@ func TestDashboard(t *testing.T) {
 		SELECT d, $1, $2, 6, CASE WHEN w <= 3 THEN 6 ELSE 0 END, CASE WHEN w <= 3 THEN 0 ELSE 6 END, d + time '12:00'
 		FROM generate_series(1, 8) AS w, LATERAL (SELECT (now() AT TIME ZONE 'UTC')::date - 7 * w AS d) AS day`, flagModule, maya)
 	require.NoError(t, err)
+	// The fleet rollup (per day and module) is kept at ingest; rows
+	// written straight into rating_daily are added to it here the same way.
+	_, err = s.db(t).ExecContext(ctx, `INSERT INTO personas.rating_fleet_daily AS f (day, module, shard, n, r1, r2, r3, r4, r5)
+		SELECT day, module, (hashtext(persona_id) & 7)::smallint, n, r1, r2, r3, r4, r5
+		  FROM personas.rating_daily WHERE module = $1 AND persona_id = $2
+		ON CONFLICT (day, module, shard) DO UPDATE SET n = f.n + EXCLUDED.n, r1 = f.r1 + EXCLUDED.r1,
+		   r2 = f.r2 + EXCLUDED.r2, r3 = f.r3 + EXCLUDED.r3, r4 = f.r4 + EXCLUDED.r4, r5 = f.r5 + EXCLUDED.r5`, flagModule, maya)
+	require.NoError(t, err)
 
 	// A signed-up user who is not an admin.
 	auth, err := manaauth.New(s.authURL) // mana-auth itself: the gateway does not route register or login
