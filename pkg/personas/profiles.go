@@ -106,13 +106,13 @@ func (c *profileCache) put(id string, p *profile) {
 func newProfile(r *profileRow) (*profile, error) {
 	head := make([]byte, 0, len(r.SystemPrompt)+len(r.Email)+len(r.UserID)+len(r.ModuleMix)+128)
 	head = append(head, `{"userId":`...)
-	head = appendJSONString(head, r.UserID)
+	head = AppendJSONString(head, r.UserID)
 	head = append(head, `,"email":`...)
-	head = appendJSONString(head, r.Email)
+	head = AppendJSONString(head, r.Email)
 	head = append(head, `,"archetype":`...)
-	head = appendJSONString(head, r.Archetype)
+	head = AppendJSONString(head, r.Archetype)
 	head = append(head, `,"systemPrompt":`...)
-	head = appendJSONString(head, r.SystemPrompt)
+	head = AppendJSONString(head, r.SystemPrompt)
 	head = append(head, `,"moduleMix":`...)
 	mix, err := fastjson.Marshal(r.ModuleMix) // compacts the jsonb text
 	if err != nil {
@@ -120,7 +120,7 @@ func newProfile(r *profileRow) (*profile, error) {
 	}
 	head = append(head, mix...)
 	head = append(head, `,"tickCadence":`...)
-	head = appendJSONString(head, string(r.TickCadence))
+	head = AppendJSONString(head, string(r.TickCadence))
 	return &profile{
 		updatedAt: r.UpdatedAt, email: r.Email, archetype: r.Archetype, systemPrompt: r.SystemPrompt,
 		moduleMix: mix, cadence: r.TickCadence, head: head,
@@ -204,7 +204,7 @@ func (d *DuePersona) AppendJSON(b []byte) []byte {
 	b = strconv.AppendInt(b, int64(d.Attempt), 10)
 	if d.LeaseToken != "" {
 		b = append(b, `,"leaseToken":`...)
-		b = appendJSONString(b, d.LeaseToken)
+		b = AppendJSONString(b, d.LeaseToken)
 	}
 	if d.LeaseExpiresAt != nil {
 		b = append(b, `,"leaseExpiresAt":`...)
@@ -222,9 +222,10 @@ func appendJSONTime(b []byte, t *time.Time) []byte {
 	return append(b, '"')
 }
 
-// appendJSONString appends s as a JSON string: plain printable ASCII as it
+// AppendJSONString appends s as a JSON string (the store's and the
+// services' hand-written encoders share it): plain printable ASCII as it
 // is, anything else through the JSON encoder (as encoding/json escapes it).
-func appendJSONString(b []byte, s string) []byte {
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf || c == '<' || c == '>' || c == '&' {
 			enc, err := fastjson.Marshal(s)

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 
-	fastjson "github.com/goccy/go-json"
 	"github.com/labstack/echo/v4"
 
 	"github.com/mana/personas/pkg/edge"
@@ -140,16 +139,16 @@ func (h *handlers) list(c echo.Context) error {
 func appendListItem(b []byte, it *personas.PersonaSummary, lean bool) []byte {
 	p := &it.Persona
 	b = append(b, `{"userId":`...)
-	b = appendString(b, p.UserID)
+	b = personas.AppendJSONString(b, p.UserID)
 	b = append(b, `,"email":`...)
-	b = appendString(b, p.Email)
+	b = personas.AppendJSONString(b, p.Email)
 	b = append(b, `,"name":`...)
-	b = appendString(b, p.Name)
+	b = personas.AppendJSONString(b, p.Name)
 	b = append(b, `,"archetype":`...)
-	b = appendString(b, p.Archetype)
+	b = personas.AppendJSONString(b, p.Archetype)
 	if !lean {
 		b = append(b, `,"systemPrompt":`...)
-		b = appendString(b, p.SystemPrompt)
+		b = personas.AppendJSONString(b, p.SystemPrompt)
 	}
 	b = append(b, `,"moduleMix":`...)
 	if len(it.ModuleMixJSON) == 0 {
@@ -158,7 +157,7 @@ func appendListItem(b []byte, it *personas.PersonaSummary, lean bool) []byte {
 		b = append(b, it.ModuleMixJSON...)
 	}
 	b = append(b, `,"tickCadence":`...)
-	b = appendString(b, string(p.TickCadence))
+	b = personas.AppendJSONString(b, string(p.TickCadence))
 	b = append(b, `,"lastActiveAt":`...)
 	b = appendTime(b, edge.ISOTimePtr(p.LastActiveAt))
 	b = append(b, `,"createdAt":"`...)
@@ -172,7 +171,7 @@ func appendListItem(b []byte, it *personas.PersonaSummary, lean bool) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, t)
+		b = personas.AppendJSONString(b, t)
 	}
 	b = append(b, `],"maxHistoryDays":`...)
 	b = appendIntPtr(b, p.MaxHistoryDays)
@@ -191,7 +190,7 @@ func appendListItem(b []byte, it *personas.PersonaSummary, lean bool) []byte {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, `{"status":`...)
-		b = appendString(b, string(p.LastTick.Status))
+		b = personas.AppendJSONString(b, string(p.LastTick.Status))
 		b = append(b, `,"finishedAt":`...)
 		b = appendTime(b, edge.ISOTimePtr(p.LastTick.FinishedAt))
 		b = append(b, '}')
@@ -201,13 +200,13 @@ func appendListItem(b []byte, it *personas.PersonaSummary, lean bool) []byte {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, `{"runnerId":`...)
-		b = appendString(b, p.Lease.RunnerID)
+		b = personas.AppendJSONString(b, p.Lease.RunnerID)
 		b = append(b, `,"expiresAt":"`...)
 		b = append(b, edge.ISOTime(p.Lease.ExpiresAt)...)
 		b = append(b, '"')
 		if p.Lease.TickID != nil {
 			b = append(b, `,"tickId":`...)
-			b = appendString(b, *p.Lease.TickID)
+			b = personas.AppendJSONString(b, *p.Lease.TickID)
 		}
 		b = append(b, '}')
 	}
@@ -228,20 +227,4 @@ func appendIntPtr(b []byte, n *int) []byte {
 		return append(b, "null"...)
 	}
 	return strconv.AppendInt(b, int64(*n), 10)
-}
-
-// appendString appends s as a JSON string, escaped as encoding/json does.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '<' || c == '>' || c == '&' {
-			enc, err := fastjson.Marshal(s)
-			if err != nil { // not reachable for a string
-				return append(b, `""`...)
-			}
-			return append(b, enc...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
