@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	fastjson "github.com/goccy/go-json"
 	"reflect"
 	"strings"
 	"time"
@@ -146,14 +147,14 @@ func (s *Store) PersonaDetail(ctx context.Context, personaID string) (*PersonaDe
 	r := &rows[0]
 	out := &PersonaDetail{Persona: r.Persona, Actions7d: r.Actions7d, Sources: DetailSources()}
 	out.Persona.derive()
-	if err := json.Unmarshal(r.RecentActions, &out.RecentActions); err != nil {
+	if err := fastjson.Unmarshal(r.RecentActions, &out.RecentActions); err != nil {
 		return nil, fmt.Errorf("persona detail: decode actions: %w", err)
 	}
 	for i := range out.RecentActions {
 		out.RecentActions[i].CreatedAt = out.RecentActions[i].CreatedAt.UTC()
 	}
 	var mods []moduleFeedbackJSON
-	if err := json.Unmarshal(r.Feedback, &mods); err != nil {
+	if err := fastjson.Unmarshal(r.Feedback, &mods); err != nil {
 		return nil, fmt.Errorf("persona detail: decode feedback: %w", err)
 	}
 	out.FeedbackByModule = make([]ModuleFeedback, len(mods))
