@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -46,6 +47,9 @@ func writeDue(c echo.Context, res personas.DueResult, leaseExpiresAt *string) er
 		b = append(b, '"')
 	}
 	b = append(b, "}\n"...)
+	// With its length known, net/http sends the body as it is instead of
+	// in chunks (a default answer is tens of kB).
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
 	err := c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 	if cap(b) <= maxPooledDueBuf {
 		*buf = b
