@@ -12,6 +12,10 @@
 # DEV_SIMULATE [1]: run the runner simulator (`personasctl simulate`, two
 # runners with a scripted mix of ok, empty, failed, timeout and crashed
 # ticks) so the system is alive; 0 leaves the personas to your own runner.
+# DEV_DAY_LENGTH [4m]: the schedule's day in development
+# (PERSONAS_DEV_DAY_LENGTH): a daily persona comes due once per 4 minutes,
+# so the simulator, the overview and the trends keep moving; 24h is the
+# real calendar.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -110,9 +114,12 @@ start mana-auth-dev env LISTEN_HOST=$host PORT="$auth_port" MANA_SERVICE_KEY="$k
 wait_ready mana-auth-dev "$auth_url/healthz"
 
 # Short backoffs, so the simulator's failed ticks come round again within
-# minutes instead of hours.
+# minutes instead of hours; short schedule days, so a daily persona that
+# ticked ok is due again minutes later (not tomorrow).
+day_length=${DEV_DAY_LENGTH:-4m}
+if [ "$day_length" = 24h ]; then day_length=; fi
 start personas-internal env LISTEN_HOST=$host PORT="$internal_port" MANA_SERVICE_KEY="$key" \
-  PERSONAS_BACKOFF_MIN=5s PERSONAS_BACKOFF_MAX=30s bin/personas-internal
+  PERSONAS_BACKOFF_MIN=5s PERSONAS_BACKOFF_MAX=30s PERSONAS_DEV_DAY_LENGTH="$day_length" bin/personas-internal
 wait_ready personas-internal "http://$host:$internal_port/readyz"
 
 start personas-admin env LISTEN_HOST=$host PORT="$admin_port" MANA_SERVICE_KEY="$key" MANA_AUTH_URL="$auth_url" bin/personas-admin
@@ -140,6 +147,8 @@ simulator="off (DEV_SIMULATE=0)"
 if [ "${DEV_SIMULATE:-1}" != 0 ]; then
   start simulator env MANA_SERVICE_KEY="$key" bin/personasctl simulate --api "$gw_url" --runners 2 --per-minute 12 --lease 15 --work 3s
   simulator="two runners ticking the catalog personas (DEV_SIMULATE=0 turns it off); log: $logs/simulator.log"
+  if [ -n "$day_length" ]; then simulator+="
+                     schedule days last $day_length (DEV_DAY_LENGTH=24h: real days), so personas keep coming due"; fi
 fi
 
 cat <<MSG

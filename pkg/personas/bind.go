@@ -116,7 +116,7 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 		if limit == 0 {
 			limit = DefaultDueLimit
 		}
-		b.Args = append(dueArgs(now), limit)
+		b.Args = append(s.scheduleArgs(now), limit)
 	case "claim":
 		tokens := in.Tokens
 		if tokens == nil {
@@ -126,7 +126,7 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 			}
 		}
 		lease := in.Lease.Truncate(time.Second)
-		b.Args = append(dueArgs(now), in.Limit, in.RunnerID, now.Add(lease), tokens, int(lease.Seconds()))
+		b.Args = append(s.scheduleArgs(now), in.Limit, in.RunnerID, now.Add(lease), tokens, int(lease.Seconds()))
 	case "dueProfiles":
 		ids := in.PersonaIDs
 		if ids == nil {

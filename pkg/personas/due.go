@@ -202,6 +202,27 @@ func dueArgs(now time.Time) []any {
 	return []any{now, now.Truncate(time.Hour), day, now.Hour(), weekday}
 }
 
+// scheduleArgs are dueArgs on the store's calendar: the real one, or with
+// WithDayLength a compressed one, counted from the Unix epoch (whose day 0
+// was a Thursday), so every replica agrees on it.
+func (s *Store) scheduleArgs(now time.Time) []any {
+	d := s.dayLength
+	if d <= 0 {
+		return dueArgs(now)
+	}
+	ns := now.UnixNano()
+	day := ns / int64(d)
+	if ns%int64(d) < 0 {
+		day--
+	}
+	dayStart := time.Unix(0, day*int64(d)).UTC()
+	hourLen := d / 24
+	hour := min(int(now.Sub(dayStart)/hourLen), 23)
+	wd := time.Weekday(((day+4)%7 + 7) % 7)
+	weekday := wd != time.Saturday && wd != time.Sunday
+	return []any{now, dayStart.Add(time.Duration(hour) * hourLen), dayStart, hour, weekday}
+}
+
 // sweep detects crashes (leases that lapsed without a finish) and reports
 // whether the fleet is paused. Due and Claim run it first: crashes are
 // found when the schedule is next looked at, with no background loop.

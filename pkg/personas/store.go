@@ -20,6 +20,7 @@ type Store struct {
 	backoffMin      time.Duration
 	backoffMax      time.Duration // 0: the cadence's period
 	quarantineAfter int
+	dayLength       time.Duration // 0: the real calendar (see WithDayLength)
 
 	profiles *profileCache // /due and claims (profiles.go)
 }
@@ -63,6 +64,22 @@ func WithQuarantineAfter(n int) Option {
 	return func(s *Store) {
 		if n >= 1 {
 			s.quarantineAfter = n
+		}
+	}
+}
+
+// WithDayLength runs the schedule (which personas are due and may be
+// claimed) on a compressed calendar whose days last d instead of 24 hours,
+// each with 24 "hours" of d/24 and the week's weekdays and weekend in turn.
+// It exists for local development (make dev), where a daily persona
+// would otherwise be done for the day after one good tick and the
+// simulator would fall silent; services refuse it in production. Zero or
+// 24h (or under a minute) is the real calendar. Everything else (timestamps, leases, backoff,
+// the 7-day windows, the overdue rule) keeps real time.
+func WithDayLength(d time.Duration) Option {
+	return func(s *Store) {
+		if d >= time.Minute && d < 24*time.Hour {
+			s.dayLength = d
 		}
 	}
 }

@@ -766,3 +766,52 @@ func TestLastTickFinishedAtIsTheTicks(t *testing.T) {
 	require.Equal(t, b.clock.Now(), fin.Tick.FinishedAt.UTC())
 	require.Equal(t, b.clock.Now(), p.LastTick.FinishedAt.UTC())
 }
+
+// With WithDayLength (make dev), a daily persona comes due again on every
+// compressed day; on the real calendar it is done for the day.
+func TestDayLength(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const day = 24 * time.Minute // "hours" of one minute
+	isDue := func(t *testing.T, s *personas.Store) bool {
+		t.Helper()
+		res, err := s.Due(ctx, nil)
+		require.NoError(t, err)
+		return len(res.Personas) == 1
+	}
+	// tickOnce waits (on the test clock) until p1 is due, then runs one ok tick.
+	tickOnce := func(t *testing.T, b bundle, tick string) {
+		t.Helper()
+		for range 24 * 60 {
+			if isDue(t, b.store) {
+				break
+			}
+			b.clock.Advance(time.Minute)
+		}
+		c := claimOne(t, b.store, "r1", time.Minute)
+		_, err := b.store.StartTick(ctx, "p1", personas.TickStart{TickID: tick, RunnerID: "r1", LeaseToken: c.LeaseToken})
+		require.NoError(t, err)
+		_, err = b.store.FinishTick(ctx, "p1", tick, finish(personas.TickOK), c.LeaseToken)
+		require.NoError(t, err)
+		require.False(t, isDue(t, b.store), "done for the day")
+	}
+
+	t.Run("Compressed", func(t *testing.T) {
+		t.Parallel()
+		b := setupWith(t, personas.WithDayLength(day))
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		start := b.clock.Now()
+		for i := range 3 {
+			tickOnce(t, b, fmt.Sprintf("t%d", i))
+		}
+		require.Less(t, b.clock.Now().Sub(start), 3*day+time.Minute, "one tick per compressed day")
+	})
+	t.Run("RealCalendar", func(t *testing.T) {
+		t.Parallel()
+		b := setupWith(t)
+		createPersona(t, b.store, "p1", personas.CadenceDaily)
+		tickOnce(t, b, "t0")
+		b.clock.Advance(2 * day)
+		require.False(t, isDue(t, b.store), "a daily persona ticks once a real day")
+	})
+}

@@ -40,6 +40,10 @@ type Config struct {
 	// OverdueGrace: a persona due for longer than this counts as overdue
 	// in the personas_overdue gauge (PERSONAS_OVERDUE_GRACE, default 2h).
 	OverdueGrace time.Duration
+	// DevDayLength compresses the schedule's calendar (PERSONAS_DEV_DAY_LENGTH,
+	// e.g. 4m; unset: real days; refused in production): make dev's
+	// simulator keeps finding due personas. See personas.WithDayLength.
+	DevDayLength time.Duration
 	// RequestTimeout bounds each request (not read from the environment;
 	// zero is the edge's default). Tests shorten it to provoke overload.
 	RequestTimeout time.Duration
@@ -77,6 +81,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.OverdueGrace, err = edge.DurationVar(getenv("PERSONAS_OVERDUE_GRACE"), "PERSONAS_OVERDUE_GRACE", defaultOverdueGrace, time.Minute, maxBackoff); err != nil {
 		errs = append(errs, err)
 	}
+	if c.DevDayLength, err = edge.DurationVar(getenv("PERSONAS_DEV_DAY_LENGTH"), "PERSONAS_DEV_DAY_LENGTH", 0, time.Minute, 24*time.Hour); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Production && c.DevDayLength > 0 {
+		errs = append(errs, errors.New("PERSONAS_DEV_DAY_LENGTH is for local development only and must not be set in production"))
+	}
 	if c.Production {
 		for name, key := range map[string]string{"MANA_SERVICE_KEY": c.ServiceKey, "MANA_SERVICE_KEY_PREVIOUS": c.ServiceKeyPrevious} {
 			if name == "MANA_SERVICE_KEY_PREVIOUS" && key == "" {
@@ -112,7 +122,8 @@ func (c Config) overdueGrace() time.Duration {
 
 // storeOptions is the store's failure policy from this configuration.
 func (c Config) storeOptions() []personas.Option {
-	return []personas.Option{personas.WithBackoff(c.BackoffMin, c.BackoffMax), personas.WithQuarantineAfter(c.QuarantineAfter)}
+	return []personas.Option{personas.WithBackoff(c.BackoffMin, c.BackoffMax), personas.WithQuarantineAfter(c.QuarantineAfter),
+		personas.WithDayLength(c.DevDayLength)}
 }
 
 // LogValue is the configuration as logged at start: secrets masked.
@@ -126,6 +137,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("production", c.Production),
 		slog.Bool("auto_migrate", c.AutoMigrate),
 		slog.Int("db_max_conns", c.DBMaxConns),
+		slog.Duration("dev_day_length", c.DevDayLength),
 		slog.Int("retention_days", c.Retention.RawDays),
 		slog.Int("rollup_retention_days", c.Retention.RollupDays),
 		slog.Duration("backoff_min", c.BackoffMin),

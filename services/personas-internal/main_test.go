@@ -38,7 +38,11 @@ func TestConfigSchedule(t *testing.T) {
 	require.Equal(t, 30*time.Second, c.BackoffMax)
 	require.Equal(t, 3, c.QuarantineAfter)
 	require.Equal(t, 90*time.Minute, c.OverdueGrace)
-	require.Len(t, c.settings().StoreOptions, 2)
+	require.Len(t, c.settings().StoreOptions, 3)
+	require.Zero(t, c.DevDayLength, "real days unless asked")
+	c, err = loadConfig(env(map[string]string{"PERSONAS_DEV_DAY_LENGTH": "4m"}))
+	require.NoError(t, err)
+	require.Equal(t, 4*time.Minute, c.DevDayLength)
 }
 
 func TestRun(t *testing.T) {
@@ -66,6 +70,9 @@ func TestRun(t *testing.T) {
 			"MaxBelowMin": {"PERSONAS_BACKOFF_MIN": "10m", "PERSONAS_BACKOFF_MAX": "1m"},
 			"Quarantine0": {"PERSONAS_QUARANTINE_AFTER": "0"},
 			"BadGrace":    {"PERSONAS_OVERDUE_GRACE": "soon"},
+			"DayTooShort": {"PERSONAS_DEV_DAY_LENGTH": "10s"},
+			"DevDayInProduction": {"NODE_ENV": "production", "DATABASE_URL": "postgres://x@127.0.0.1/db", "MANA_SERVICE_KEY": strings.Repeat("k", 32),
+				"PERSONAS_DEV_DAY_LENGTH": "4m"},
 		}
 		for name, vars := range cases {
 			t.Run(name, func(t *testing.T) {
