@@ -14,7 +14,7 @@ DB_URL       = $(shell deploy/scripts/db.sh)
 
 FUZZTIME    ?= 10s
 
-.PHONY: help ui build test test-browser fuzz lint fmt bench bench-big migrate dev db images clean tools
+.PHONY: help ui build test test-browser fuzz lint fmt bench bench-big bench-prune migrate dev db images clean tools
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -86,6 +86,14 @@ bench: build ## seed issue 13's data (10k personas, 1M actions, 100k ratings), l
 bench-big: build ## issue 11's flatness run: the insight endpoints at 10M actions / 1M ratings; replaces its own section of BENCHMARKS.md, keeps the rest
 	@url="$$(deploy/scripts/db.sh)"; export DATABASE_URL="$$url"; \
 	$(GO) run ./services/personas-bench -big -db $(BENCH_BIG_DB) -out BENCHMARKS.md $(BENCH_FLAGS)
+
+# PRUNE_ROWS old actions for bench-prune (issue 13 A asks for 1,000,000).
+PRUNE_ROWS ?= 1000000
+
+bench-prune: ## issue 13 A: ingest while prune deletes PRUNE_ROWS old actions (several minutes); replaces its own section of BENCHMARKS.md, keeps the rest
+	@url="$$(deploy/scripts/db.sh)"; export DATABASE_URL="$$url"; md="$$(mktemp)"; trap 'rm -f "$$md"' EXIT; \
+	$(GO) test -count=1 -timeout 60m -run TestPruneUnderIngest -v ./pkg/personas -prune.rows $(PRUNE_ROWS) -prune.md "$$md" && \
+	$(GO) run ./services/personas-bench -section "$$md" -out BENCHMARKS.md
 
 dev: build ## bring the whole system up locally (Ctrl-C stops it)
 	@deploy/scripts/dev.sh

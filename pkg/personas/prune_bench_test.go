@@ -4,7 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +32,7 @@ var (
 	pruneWriters = flag.Int("prune.writers", 4, "TestPruneUnderIngest: concurrent ingest writers")
 	pruneFor     = flag.Duration("prune.for", 10*time.Second, "TestPruneUnderIngest: length of the baseline phase")
 	pruneBatch   = flag.Int("prune.batch", personas.DefaultPruneBatch, "TestPruneUnderIngest: prune batch size")
+	pruneMD      = flag.String("prune.md", "", "TestPruneUnderIngest: also write the figures as BENCHMARKS.md's section to this file (make bench-prune)")
 )
 
 type ingestFigures struct {
@@ -117,6 +121,7 @@ SELECT pid, date_trunc('hour', at), count(*) FROM r GROUP BY 1, 2`, *pruneRows).
 		_, err = s.DB().ExecContext(ctx, `VACUUM ANALYZE personas.`+table)
 		require.NoError(t, err)
 	}
+	seedTook := time.Since(t0)
 	t.Logf("seeded %d old actions (+%d ratings) over %d personas in %s", *pruneRows, *pruneRows/10, nPersonas, time.Since(t0).Round(time.Millisecond))
 
 	// Baseline: ingest alone.
@@ -154,4 +159,31 @@ SELECT pid, date_trunc('hour', at), count(*) FROM r GROUP BY 1, 2`, *pruneRows).
 	alone := (rate(base) + rate(after)) / 2
 	t.Logf("ingest rate while pruning: %.0f%% of alone (mean of both alone phases); p99 %s vs %s and %s alone",
 		100*rate(during)/alone, during.p99.Round(time.Millisecond), base.p99.Round(time.Millisecond), after.p99.Round(time.Millisecond))
+	if *pruneMD == "" {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Prune under ingest (issue 13 A)\n\n")
+	fmt.Fprintf(&b, "Produced by `make bench-prune` on %s (%d CPUs, %s, shared with other work), that is:\n\n```\n%s\n```\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.Version(),
+		fmt.Sprintf("go test -count=1 -timeout 60m -run TestPruneUnderIngest -v ./pkg/personas -prune.rows %d -prune.writers %d -prune.for %s -prune.batch %d",
+			*pruneRows, *pruneWriters, *pruneFor, *pruneBatch))
+	fmt.Fprintf(&b, "%d old actions (and %d ratings, %d personas) seeded in SQL in %s; %d writers of 20-action batches\n"+
+		"(`Store.InsertActions`) run alone for %s, then while `Store.Prune` deletes every old row (batch %d), then alone again.\n"+
+		"Not a timed assertion: the test checks only that prune deleted every old action. This run takes several minutes,\n"+
+		"so `make bench` does not call it.\n\n",
+		*pruneRows, *pruneRows/10, nPersonas, seedTook.Round(time.Second), *pruneWriters, *pruneFor, *pruneBatch)
+	fmt.Fprintf(&b, "| ingest phase | batches | duration | batches/s | actions/s | p50 | p99 | max |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range []struct {
+		name string
+		f    ingestFigures
+	}{{"alone (before)", base}, {"while pruning", during}, {"alone (after)", after}} {
+		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %s | %s | %s |\n", r.name, r.f.batches, r.f.elapsed.Round(time.Second),
+			rate(r.f), 20*rate(r.f), r.f.p50.Round(10*time.Microsecond), r.f.p99.Round(10*time.Microsecond), r.f.max.Round(10*time.Microsecond))
+	}
+	fmt.Fprintf(&b, "\nIngest while pruning: **%.0f%% of the alone rate** (mean of both alone phases).\n", 100*rate(during)/alone)
+	fmt.Fprintf(&b, "Prune: %d rows deleted (%d actions, %d ratings) in %s = **%.0f rows/s**.\n",
+		res.Total, res.Rows("personas.persona_actions"), res.Rows("personas.persona_feedback"),
+		pruneTook.Round(time.Second), float64(res.Total)/pruneTook.Seconds())
+	require.NoError(t, os.WriteFile(*pruneMD, []byte(b.String()), 0o600))
 }

@@ -96,7 +96,14 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains this")
 	flag.StringVar(&o.db, "db", "personas_bench", "database to build and load (dropped first; letters, digits and _ only)")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per scenario, alternating which side goes first")
+	section := flag.String("section", "", "only put the Markdown section in this file (its first \"## \" heading names it) in place of the section of -out with that title, keeping the rest (make bench-prune); nothing is measured")
 	flag.Parse()
+	if *section != "" {
+		if err := putSection(o.out, *section); err != nil {
+			fatalf("%v", err)
+		}
+		return
+	}
 	if o.big {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })

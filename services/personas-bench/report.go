@@ -472,6 +472,35 @@ func keptSections(old string) string {
 	return b.String()
 }
 
+// putSection replaces (or adds) in the file out the section that the file
+// from holds, keeping every other section of out as it is.
+func putSection(out, from string) error {
+	text, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	var title string
+	for _, s := range splitSections(string(text)) {
+		if s.title != "" {
+			title = s.title
+			break
+		}
+	}
+	if title == "" {
+		return fmt.Errorf("%s: no \"## \" heading", from)
+	}
+	old, err := os.ReadFile(out)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	//nolint:gosec // a report committed to the repo, meant to be read
+	if err := os.WriteFile(out, []byte(replaceSection(string(old), title, string(text))), 0o644); err != nil {
+		return err
+	}
+	logf("wrote section %q of %s", title, out)
+	return nil
+}
+
 // replaceSection puts text in place of the section with this title, or,
 // without one, before the Go benchmarks (or at the end).
 func replaceSection(doc, title, text string) string {

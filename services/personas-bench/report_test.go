@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -53,5 +55,44 @@ func TestTableRow(t *testing.T) {
 	}
 	if tableRow(doc, adminTitle, "insight y", 1) != nil {
 		t.Fatal("tableRow found a row that is not there")
+	}
+}
+
+// -section (make bench-prune) puts a section made elsewhere into the report
+// by its heading, replacing its old text, keeping the rest; the full run
+// then keeps it.
+func TestPutSection(t *testing.T) {
+	dir := t.TempDir()
+	out, from := filepath.Join(dir, "BENCHMARKS.md"), filepath.Join(dir, "section.md")
+	write := func(name, text string) {
+		if err := os.WriteFile(name, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(out, oldReport)
+	const title = "Prune under ingest (issue 13 A)"
+	for _, body := range []string{"first", "second"} {
+		write(from, "## "+title+"\n\n"+body+"\n")
+		if err := putSection(out, from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(got)
+	if strings.Count(doc, "## "+title) != 1 || strings.Contains(doc, "first") || !strings.Contains(doc, "second") {
+		t.Fatalf("section not replaced in place:\n%s", doc)
+	}
+	if strings.Replace(doc, "## "+title+"\n\nsecond\n\n", "", 1) != oldReport {
+		t.Fatalf("putting the section changed the rest of the report:\n%s", doc)
+	}
+	if !strings.Contains(keptSections(doc), "## "+title+"\n\nsecond") {
+		t.Fatalf("the full run would drop the section")
+	}
+	write(from, "no heading\n")
+	if err := putSection(out, from); err == nil {
+		t.Fatal("a file without a heading was accepted")
 	}
 }
