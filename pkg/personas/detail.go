@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	fastjson "github.com/goccy/go-json"
 	"reflect"
 	"strings"
 	"time"
+
+	fastjson "github.com/goccy/go-json"
 )
 
 // The admin detail: one persona with its 7-day count, its newest actions

@@ -195,28 +195,31 @@ WITH lapsed AS (
 SELECT COALESCE((SELECT paused FROM personas.runner_state), false) AS paused,
        (SELECT count(*) FROM crashed) AS crashed`
 
-func dueArgs(now time.Time) []any {
-	wd := now.Weekday()
-	weekday := wd != time.Saturday && wd != time.Sunday
-	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	return []any{now, now.Truncate(time.Hour), day, now.Hour(), weekday}
-}
+// dueArgs are the schedule's arguments at now on the real calendar (UTC):
+// now, the start of its hour and of its day, the hour of day, and whether
+// the day is a weekday.
+func dueArgs(now time.Time) []any { return calendarArgs(now, 24*time.Hour) }
 
 // scheduleArgs are dueArgs on the store's calendar: the real one, or with
-// WithDayLength a compressed one, counted from the Unix epoch (whose day 0
-// was a Thursday), so every replica agrees on it.
+// WithDayLength a compressed one.
 func (s *Store) scheduleArgs(now time.Time) []any {
-	d := s.dayLength
-	if d <= 0 {
-		return dueArgs(now)
+	if s.dayLength > 0 {
+		return calendarArgs(now, s.dayLength)
 	}
+	return dueArgs(now)
+}
+
+// calendarArgs are dueArgs on a calendar whose days last dayLen, each of 24
+// equal hours, counted from the Unix epoch (a UTC midnight, and a
+// Thursday), so every replica agrees on it; 24h is the real UTC calendar.
+func calendarArgs(now time.Time, dayLen time.Duration) []any {
 	ns := now.UnixNano()
-	day := ns / int64(d)
-	if ns%int64(d) < 0 {
+	day := ns / int64(dayLen)
+	if ns%int64(dayLen) < 0 {
 		day--
 	}
-	dayStart := time.Unix(0, day*int64(d)).UTC()
-	hourLen := d / 24
+	dayStart := time.Unix(0, day*int64(dayLen)).UTC()
+	hourLen := dayLen / 24
 	hour := min(int(now.Sub(dayStart)/hourLen), 23)
 	wd := time.Weekday(((day+4)%7 + 7) % 7)
 	weekday := wd != time.Saturday && wd != time.Sunday

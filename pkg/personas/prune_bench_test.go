@@ -122,7 +122,7 @@ SELECT pid, date_trunc('hour', at), count(*) FROM r GROUP BY 1, 2`, *pruneRows).
 		require.NoError(t, err)
 	}
 	seedTook := time.Since(t0)
-	t.Logf("seeded %d old actions (+%d ratings) over %d personas in %s", *pruneRows, *pruneRows/10, nPersonas, time.Since(t0).Round(time.Millisecond))
+	t.Logf("seeded %d old actions (+%d ratings) over %d personas in %s", *pruneRows, *pruneRows/10, nPersonas, seedTook.Round(time.Millisecond))
 
 	// Baseline: ingest alone.
 	stop := make(chan struct{})

@@ -73,9 +73,9 @@ func WithQuarantineAfter(n int) Option {
 // each with 24 "hours" of d/24 and the week's weekdays and weekend in turn.
 // It exists for local development (make dev), where a daily persona
 // would otherwise be done for the day after one good tick and the
-// simulator would fall silent; services refuse it in production. Zero or
-// 24h (or under a minute) is the real calendar. Everything else (timestamps, leases, backoff,
-// the 7-day windows, the overdue rule) keeps real time.
+// simulator would fall silent; services refuse it in production. Zero,
+// under a minute or 24h is the real calendar. Everything else (timestamps,
+// leases, backoff, the 7-day windows, the overdue rule) keeps real time.
 func WithDayLength(d time.Duration) Option {
 	return func(s *Store) {
 		if d >= time.Minute && d < 24*time.Hour {
