@@ -227,11 +227,16 @@ func (s *Store) ModulesSummary(ctx context.Context, q ModulesQuery) (ModulesResu
 		PSum     int64     `bun:"psum"`
 		PSumSq   int64     `bun:"psum_sq"`
 	}
-	var err error
-	if len(q.Tags.Include) == 0 && len(q.Tags.Exclude) == 0 {
-		// Everyone: the sums from the fleet rollup; the personas and the
-		// last rating need the per-persona rows, of the window only.
-		err = s.db.NewRaw(`
+	// Everyone: the sums from the fleet rollup. With tags: from the
+	// per-persona rows of the personas kept. The personas rating a module
+	// and its last rating come from module_raters (modulesRaters).
+	sums, raters := `personas.rating_fleet_daily AS r WHERE r.day >= ?0 AND r.day <= ?2`, "true"
+	if len(q.Tags.Include) > 0 || len(q.Tags.Exclude) > 0 {
+		sums = `personas.rating_daily AS r JOIN personas.personas AS p ON p.user_id = r.persona_id
+         WHERE r.day >= ?0 AND r.day <= ?2 AND ` + q.Tags.sql("?3", "?4")
+		raters = `EXISTS (SELECT 1 FROM personas.personas AS p WHERE p.user_id = m.persona_id AND ` + q.Tags.sql("?3", "?4") + `)`
+	}
+	err := s.db.NewRaw(`
 SELECT f.module, f.n, f.sum, f.sum_sq, f.r1, f.r2, f.r3, f.r4, f.r5, COALESCE(d.personas, 0) AS personas, d.last_at,
        f.pn, f.psum, f.psum_sq
   FROM (SELECT r.module,
@@ -244,36 +249,11 @@ SELECT f.module, f.n, f.sum, f.sum_sq, f.r1, f.r2, f.r3, f.r4, f.r5, COALESCE(d.
                COALESCE(sum(r.n) FILTER (WHERE r.day < ?1), 0) AS pn,
                COALESCE(sum(r.sum) FILTER (WHERE r.day < ?1), 0) AS psum,
                COALESCE(sum(r.sum_sq) FILTER (WHERE r.day < ?1), 0) AS psum_sq
-          FROM personas.rating_fleet_daily AS r
-         WHERE r.day >= ?0 AND r.day <= ?2
+          FROM `+sums+`
          GROUP BY r.module
         HAVING sum(r.n) FILTER (WHERE r.day >= ?1) > 0) AS f
-  LEFT JOIN (SELECT r.module, count(DISTINCT r.persona_id) AS personas, max(r.last_at) AS last_at
-               FROM personas.rating_daily AS r
-              WHERE r.day >= ?1 AND r.day <= ?2
-              GROUP BY r.module) AS d ON d.module = f.module
- ORDER BY f.module`, prevFrom, from, today).Scan(ctx, &rows)
-	} else {
-		err = s.db.NewRaw(`
-SELECT r.module,
-       COALESCE(sum(r.n) FILTER (WHERE r.day >= ?1), 0) AS n,
-       COALESCE(sum(r.sum) FILTER (WHERE r.day >= ?1), 0) AS sum,
-       COALESCE(sum(r.sum_sq) FILTER (WHERE r.day >= ?1), 0) AS sum_sq,
-       COALESCE(sum(r.r1) FILTER (WHERE r.day >= ?1), 0) AS r1, COALESCE(sum(r.r2) FILTER (WHERE r.day >= ?1), 0) AS r2,
-       COALESCE(sum(r.r3) FILTER (WHERE r.day >= ?1), 0) AS r3, COALESCE(sum(r.r4) FILTER (WHERE r.day >= ?1), 0) AS r4,
-       COALESCE(sum(r.r5) FILTER (WHERE r.day >= ?1), 0) AS r5,
-       count(DISTINCT r.persona_id) FILTER (WHERE r.day >= ?1) AS personas,
-       max(r.last_at) AS last_at,
-       COALESCE(sum(r.n) FILTER (WHERE r.day < ?1), 0) AS pn,
-       COALESCE(sum(r.sum) FILTER (WHERE r.day < ?1), 0) AS psum,
-       COALESCE(sum(r.sum_sq) FILTER (WHERE r.day < ?1), 0) AS psum_sq
-  FROM personas.rating_daily AS r
-  JOIN personas.personas AS p ON p.user_id = r.persona_id
- WHERE r.day >= ?0 AND r.day <= ?2 AND `+q.Tags.sql("?3", "?4")+`
- GROUP BY r.module
-HAVING sum(r.n) FILTER (WHERE r.day >= ?1) > 0
- ORDER BY r.module`, prevFrom, from, today, inc, exc).Scan(ctx, &rows)
-	}
+  LEFT JOIN (`+modulesRaters(raters)+`) AS d ON d.module = f.module
+ ORDER BY f.module`, prevFrom, from, today, inc, exc).Scan(ctx, &rows)
 	if err != nil {
 		return ModulesResult{}, fmt.Errorf("modules summary: %w", translate(err))
 	}
@@ -288,6 +268,18 @@ HAVING sum(r.n) FILTER (WHERE r.day >= ?1) > 0
 		}
 	}
 	return out, nil
+}
+
+// modulesRaters selects, per module, the personas who rated it in the
+// window from ?1 to the end of day ?2 and the last rating, from
+// module_raters: a persona's latest rating of a module lies in a window
+// that ends now exactly when it rated the module in the window. cond
+// (alias m) keeps the personas counted.
+func modulesRaters(cond string) string {
+	return `SELECT m.module, count(*) AS personas, max(m.last_at) AS last_at
+               FROM personas.module_raters AS m
+              WHERE m.last_at >= ?1::timestamptz AND m.last_at < ?2::timestamptz + interval '1 day' AND ` + cond + `
+              GROUP BY m.module`
 }
 
 // ---- trend and regression -----------------------------------------------

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/mana/personas/pkg/personas"
 )
@@ -430,4 +431,62 @@ func TestFleetRollupPathsAgree(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, tr.Verdict.Flagged, "the deleted persona's ratings are gone from the fleet rollup")
 	require.Equal(t, int64(6), tr.Buckets[len(tr.Buckets)-2].Count)
+}
+
+// TestModulesPersonasAtWindowEdges: the personas who rated a module in the
+// window and its last rating (module_raters) equal a count over the raw
+// ratings, at the window's first instant, just before it, with a tag left
+// out, after a persona's rating moves into the window and after a persona
+// is deleted.
+func TestModulesPersonasAtWindowEdges(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for _, id := range []string{"x", "y", "z"} {
+		createPersona(t, b.store, id, personas.CadenceDaily)
+	}
+	chaos := persona("w", personas.CadenceDaily)
+	chaos.Tags = []string{"chaos"}
+	_, err := b.store.UpsertPersona(ctx, chaos)
+	require.NoError(t, err)
+	w, err := personas.ParseWindow("window", "7d", "7d", "7d", "28d")
+	require.NoError(t, err)
+	from := time.Date(2026, 11, 17, 0, 0, 0, 0, time.UTC) // monday's 7-day window starts here
+	at := func(ts time.Time, id string, r int) {
+		b.clock.Set(ts)
+		tick := fmt.Sprintf("t%d", ts.UnixMicro())
+		rate(t, b.store, []string{id}, "m", tick, r)
+		rate(t, b.store, []string{id}, "__parse", tick, 3) // never a rater
+	}
+	at(from.AddDate(0, 0, -3), "y", 2)
+	at(from.Add(-time.Microsecond), "x", 4) // the last instant before the window
+	at(from, "y", 5)                        // its first instant
+	at(monday.Add(-time.Hour), "z", 3)
+	at(monday.Add(-30*time.Minute), "w", 2)
+	b.clock.Set(monday)
+
+	check := func(what string, exclude []string, wantPersonas int, wantLast time.Time) {
+		t.Helper()
+		res, err := b.store.ModulesSummary(ctx, personas.ModulesQuery{Window: w, Tags: personas.TagFilter{Exclude: exclude}})
+		require.NoError(t, err)
+		require.Len(t, res.Modules, 1, what)
+		m := res.Modules[0]
+		require.Equal(t, wantPersonas, m.Personas, what)
+		require.Equal(t, wantLast, m.LastRatedAt.UTC(), what)
+		// The same figure over the raw rows.
+		raw := countWhere(t, b.store, `SELECT count(DISTINCT f.persona_id) FROM personas.persona_feedback AS f
+  JOIN personas.personas AS p ON p.user_id = f.persona_id
+ WHERE f.module = 'm' AND f.created_at >= ?0 AND NOT (p.tags && ?1::text[])`, from, pgdialect.Array(append([]string{}, exclude...)))
+		require.Equal(t, raw, m.Personas, what+": as counted over the raw ratings")
+	}
+	check("everyone", nil, 3, monday.Add(-30*time.Minute))
+	check("without chaos", []string{"chaos"}, 2, monday.Add(-time.Hour))
+
+	at(monday.Add(-10*time.Minute), "x", 1) // x's latest rating moves into the window
+	b.clock.Set(monday)
+	check("x rated again", nil, 4, monday.Add(-10*time.Minute))
+	require.NoError(t, b.store.DeletePersona(ctx, "x"))
+	check("x deleted", nil, 3, monday.Add(-30*time.Minute))
+	require.NoError(t, b.store.DeletePersona(ctx, "w"))
+	check("w deleted", nil, 2, monday.Add(-time.Hour))
 }

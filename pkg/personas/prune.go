@@ -107,6 +107,9 @@ var PruneTables = []PruneTable{
 	{Name: "personas.rating_unparsable_daily", TimeColumn: utcDay, Retention: RetainRollup, PersonaColumn: "persona_id", Span: 24 * time.Hour},
 	{Name: "personas.action_daily", TimeColumn: utcDay, Retention: RetainRollup, PersonaColumn: "persona_id", Span: 24 * time.Hour},
 	{Name: "personas.action_error_daily", TimeColumn: utcDay, Retention: RetainRollup, PersonaColumn: "persona_id", Span: 24 * time.Hour},
+	// A persona's latest rating of a module (migration 0011), once older
+	// than the rollups kept.
+	{Name: "personas.module_raters", TimeColumn: "t.last_at", Retention: RetainRollup, PersonaColumn: "persona_id"},
 	// The fleet rollups (migration 0010), after the per-persona ones whose
 	// deletes subtract from them.
 	{Name: "personas.rating_fleet_daily", TimeColumn: utcDay, Retention: RetainRollup, Span: 24 * time.Hour},

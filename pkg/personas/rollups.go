@@ -22,6 +22,8 @@ import (
 //     latency count, sum and histogram (LatencyThresholds);
 //   - action_error_daily: error messages per (day, tool, persona,
 //     normalised message), at most MaxErrorGroups groups, the rest in "";
+//   - module_raters (migration 0011): each persona's latest rating per
+//     module, for the personas who rated a module in a window ending now;
 //   - rating_fleet_daily and action_fleet_daily (migration 0010): the
 //     figures of rating_daily and action_daily without the persona, per
 //     (day, module or tool, shard of the persona id), for the views that
@@ -118,7 +120,8 @@ func ratingCountsAs(col string) string {
 func fleetShard(col string) string { return "(hashtext(" + col + ") & 7)::smallint" }
 
 // ratingRollupCTE and unparsableRollupCTE add the inserted ratings (CTE
-// ins: module, rating) to the rollups, the persona's and the fleet's: ?0
+// ins: module, rating) to the rollups, the persona's and the fleet's, and
+// move the persona's latest rating of each module rated: ?0
 // persona id, ?1 now. A batch
 // leaves out the one it has no rows for (see insertFeedbackSQL).
 var ratingRollupCTE = `, ragg AS (
@@ -142,6 +145,12 @@ var ratingRollupCTE = `, ragg AS (
         ON CONFLICT (day, module, shard) DO UPDATE
        SET n = d.n + EXCLUDED.n, r1 = d.r1 + EXCLUDED.r1, r2 = d.r2 + EXCLUDED.r2, r3 = d.r3 + EXCLUDED.r3,
            r4 = d.r4 + EXCLUDED.r4, r5 = d.r5 + EXCLUDED.r5
+), raters AS (
+    INSERT INTO personas.module_raters AS m (persona_id, module, last_at)
+    SELECT ?0::text, ragg.module, ?1::timestamptz
+      FROM ragg
+     ORDER BY ragg.module
+        ON CONFLICT (persona_id, module) DO UPDATE SET last_at = GREATEST(m.last_at, EXCLUDED.last_at)
 )`
 
 var unparsableRollupCTE = `, unparsable AS (
@@ -337,11 +346,19 @@ func rebuildRollups(ctx context.Context, tx bun.Tx, ids []string) error {
 		`DELETE FROM personas.rating_unparsable_daily AS d WHERE d.persona_id = ANY(?0) AND ` + whole("persona_feedback", "d"),
 		`DELETE FROM personas.action_daily AS d WHERE d.persona_id = ANY(?0) AND ` + whole("persona_actions", "d"),
 		`DELETE FROM personas.action_error_daily AS d WHERE d.persona_id = ANY(?0) AND ` + whole("persona_actions", "d"),
+		`DELETE FROM personas.module_raters AS m WHERE m.persona_id = ANY(?0)`,
 		`INSERT INTO personas.rating_daily (day, module, persona_id, n, r1, r2, r3, r4, r5, last_at)
 SELECT (f.created_at AT TIME ZONE 'UTC')::date, f.module, f.persona_id, count(*), ` + ratingCounts("f.rating") + `, max(f.created_at)
   FROM personas.persona_feedback AS f
  WHERE f.persona_id = ANY(?0) AND left(f.module, 2) <> '__' AND ` + fromWhole("persona_feedback", "f") + `
  GROUP BY 1, 2, 3`,
+		// After rating_daily's rebuild: its rows, kept and rebuilt, hold
+		// every day a persona rated a module.
+		`INSERT INTO personas.module_raters (persona_id, module, last_at)
+SELECT r.persona_id, r.module, max(r.last_at)
+  FROM personas.rating_daily AS r
+ WHERE r.persona_id = ANY(?0)
+ GROUP BY 1, 2`,
 		`INSERT INTO personas.rating_unparsable_daily (day, persona_id, n)
 SELECT (f.created_at AT TIME ZONE 'UTC')::date, f.persona_id, count(*)
   FROM personas.persona_feedback AS f

@@ -24,11 +24,13 @@ type rollupState struct {
 	// The fleet rollups (shards summed; rows whose counts fell to 0 left out).
 	FleetRatings map[string][6]int // day|module → n, r1..r5
 	FleetActions map[string]string // day|tool → as Actions
+	// Raters: each persona's latest rating of a module (module_raters).
+	Raters map[string]time.Time // persona|module → last rating
 }
 
 func newRollupState() rollupState {
 	return rollupState{Ratings: map[string][6]int{}, Unparsable: map[string]int{}, Actions: map[string]string{}, ErrGroups: map[string]int{},
-		FleetRatings: map[string][6]int{}, FleetActions: map[string]string{}}
+		FleetRatings: map[string][6]int{}, FleetActions: map[string]string{}, Raters: map[string]time.Time{}}
 }
 
 // readRollups reads the rollup tables.
@@ -103,6 +105,14 @@ func readRollups(t *testing.T, s *personas.Store) rollupState {
 	for _, r := range fleetActs {
 		st.FleetActions[r.Day.Format(time.DateOnly)+"|"+r.ToolName] = fmt.Sprint(r.Calls, r.Errors, r.LatencyN, r.LatencySum, r.LatencyHist)
 	}
+	var raters []struct {
+		PersonaID, Module string
+		LastAt            time.Time
+	}
+	require.NoError(t, s.DB().NewRaw(`SELECT persona_id, module, last_at FROM personas.module_raters`).Scan(ctx, &raters))
+	for _, r := range raters {
+		st.Raters[r.PersonaID+"|"+r.Module] = r.LastAt.UTC()
+	}
 	return st
 }
 
@@ -157,6 +167,9 @@ func expectedRollups(t *testing.T, s *personas.Store) rollupState {
 		fv[0]++
 		fv[f.Rating]++
 		st.FleetRatings[fk] = fv
+		if rk := f.PersonaID + "|" + f.Module; f.CreatedAt.UTC().After(st.Raters[rk]) {
+			st.Raters[rk] = f.CreatedAt.UTC()
+		}
 	}
 	type agg struct {
 		calls, errors, latN int
@@ -310,6 +323,7 @@ func TestRollupsEqualRawAggregates(t *testing.T) {
 	require.NotEmpty(t, want.Ratings)
 	require.NotEmpty(t, want.Unparsable)
 	require.NotEmpty(t, want.ErrGroups)
+	require.NotEmpty(t, want.Raters)
 	require.Equal(t, want, readRollups(t, b.store), "rollups kept at ingest")
 
 	// Backfill over existing rollups: same result (recompute and replace).
@@ -321,7 +335,8 @@ func TestRollupsEqualRawAggregates(t *testing.T) {
 	// From empty rollups, interrupted after the first batch, then resumed.
 	// (TRUNCATE fires no delete trigger: the fleet rollups go explicitly.)
 	_, err = b.store.DB().NewRaw(`TRUNCATE personas.rating_daily, personas.rating_unparsable_daily,
-        personas.action_daily, personas.action_error_daily, personas.rating_fleet_daily, personas.action_fleet_daily`).Exec(ctx)
+        personas.action_daily, personas.action_error_daily, personas.rating_fleet_daily, personas.action_fleet_daily,
+        personas.module_raters`).Exec(ctx)
 	require.NoError(t, err)
 	stop, cancel := context.WithCancel(ctx)
 	_, err = b.store.BackfillRollups(stop, 2, func(done int) { cancel() })

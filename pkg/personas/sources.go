@@ -25,8 +25,8 @@ var viewSources = map[string]Sources{
 	// PersonaDetail: the count from hourly buckets plus its first hour's
 	// rows, the ratings from rating_daily, the actions themselves raw.
 	"detail": {Rollups: []string{"persona.actions7d", "feedbackByModule"}, Raw: []string{"persona.actions7d", "recentActions"}},
-	// ModulesSummary, ModuleTrend, Tools: rating_daily and action_daily /
-	// action_error_daily only.
+	// ModulesSummary, ModuleTrend, Tools: the rating and tool rollups
+	// (per persona, fleet, module_raters) only.
 	"modules": {Rollups: []string{"modules"}},
 	"trend":   {Rollups: []string{"buckets", "verdict"}},
 	"tools":   {Rollups: []string{"tools", "modules"}},
