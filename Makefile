@@ -89,10 +89,12 @@ bench-big: build ## issue 11's flatness run: the insight endpoints at 10M action
 
 # PRUNE_ROWS old actions for bench-prune (issue 13 A asks for 1,000,000).
 PRUNE_ROWS ?= 1000000
+# More of TestPruneUnderIngest's flags, e.g. PRUNE_FLAGS='-prune.duty 1' (back to back, no pacing).
+PRUNE_FLAGS ?=
 
-bench-prune: ## issue 13 A: ingest while prune deletes PRUNE_ROWS old actions (several minutes); replaces its own section of BENCHMARKS.md, keeps the rest
+bench-prune: ## issue 13 A: ingest while prune deletes PRUNE_ROWS old actions (a minute or two); replaces its own section of BENCHMARKS.md, keeps the rest
 	@url="$$(deploy/scripts/db.sh)"; export DATABASE_URL="$$url"; md="$$(mktemp)"; trap 'rm -f "$$md"' EXIT; \
-	$(GO) test -count=1 -timeout 60m -run TestPruneUnderIngest -v ./pkg/personas -prune.rows $(PRUNE_ROWS) -prune.md "$$md" && \
+	$(GO) test -count=1 -timeout 60m -run TestPruneUnderIngest -v ./pkg/personas -prune.rows $(PRUNE_ROWS) $(PRUNE_FLAGS) -prune.md "$$md" && \
 	$(GO) run ./services/personas-bench -section "$$md" -out BENCHMARKS.md
 
 dev: build ## bring the whole system up locally (Ctrl-C stops it)

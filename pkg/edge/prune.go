@@ -64,6 +64,7 @@ const exitPruneRunning = 3
 type pruneFlags struct {
 	dryRun    bool
 	batchSize int
+	duty      float64
 }
 
 func parsePruneFlags(args []string, stderr io.Writer) (pruneFlags, error) {
@@ -72,6 +73,7 @@ func parsePruneFlags(args []string, stderr io.Writer) (pruneFlags, error) {
 	fs.SetOutput(stderr)
 	fs.BoolVar(&f.dryRun, "dry-run", false, "count what would be deleted; delete nothing")
 	fs.IntVar(&f.batchSize, "batch-size", personas.DefaultPruneBatch, fmt.Sprintf("rows per delete statement (1–%d), each its own transaction", personas.MaxPruneBatch))
+	fs.Float64Var(&f.duty, "duty", personas.DefaultPruneDuty, "share of wall time spent deleting (above 0, at most 1; 1: no pause between batches), so ingest keeps the rest")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -80,6 +82,9 @@ func parsePruneFlags(args []string, stderr io.Writer) (pruneFlags, error) {
 	}
 	if f.batchSize < 1 || f.batchSize > personas.MaxPruneBatch {
 		return f, fmt.Errorf("prune: --batch-size must be from 1 to %d", personas.MaxPruneBatch)
+	}
+	if !(f.duty > 0 && f.duty <= 1) {
+		return f, fmt.Errorf("prune: --duty must be above 0 and at most 1")
 	}
 	return f, nil
 }
@@ -92,11 +97,11 @@ func runPrune(ctx context.Context, name string, store *personas.Store, ret Reten
 	}
 	ret = ret.orDefault()
 	rawBefore, rollupBefore := personas.RetentionCutoffs(store.Now(), ret.RawDays, ret.RollupDays)
-	logger.Info("prune starting", "dry_run", f.dryRun, "batch_size", f.batchSize,
+	logger.Info("prune starting", "dry_run", f.dryRun, "batch_size", f.batchSize, "duty", f.duty,
 		"retention_days", ret.RawDays, "rollup_retention_days", ret.RollupDays,
 		"raw_before", rawBefore, "rollup_before", rollupBefore)
 	res, err := store.Prune(ctx, personas.PruneOptions{
-		RawBefore: rawBefore, RollupBefore: rollupBefore, BatchSize: f.batchSize, DryRun: f.dryRun,
+		RawBefore: rawBefore, RollupBefore: rollupBefore, BatchSize: f.batchSize, Duty: f.duty, DryRun: f.dryRun,
 		OnBatch: func(table string, n int64) { logger.Debug("prune batch", "table", table, "rows", n) },
 	})
 	tables := map[string]int64{}
@@ -106,7 +111,8 @@ func runPrune(ctx context.Context, name string, store *personas.Store, ret Reten
 	}
 	// The one line to read (or to alert on): every figure of the run.
 	summary := []any{"dry_run", f.dryRun, "completed", err == nil, "rows_deleted", res.Total, "tables", tables,
-		"duration_ms", res.Duration.Milliseconds(), "raw_before", rawBefore, "rollup_before", rollupBefore}
+		"duration_ms", res.Duration.Milliseconds(), "duty", f.duty, "paused_ms", res.Paused.Milliseconds(),
+		"raw_before", rawBefore, "rollup_before", rollupBefore}
 	switch {
 	case errors.Is(err, personas.ErrPruneRunning):
 		logger.Warn("prune not started: another prune is running", "error", err.Error())

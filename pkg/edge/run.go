@@ -65,7 +65,7 @@ type Program[C any] struct {
 }
 
 func (p Program[C]) usage() string {
-	return fmt.Sprintf(`usage: %[1]s [serve|migrate|backfill [batchSize]|prune [--dry-run] [--batch-size N]]
+	return fmt.Sprintf(`usage: %[1]s [serve|migrate|backfill [batchSize]|prune [--dry-run] [--batch-size N] [--duty D]]
 
   serve     serve %[2]s on $LISTEN_HOST:$PORT (default)
   migrate   apply pending database migrations to $DATABASE_URL and exit
@@ -74,10 +74,11 @@ func (p Program[C]) usage() string {
             resumes where an interrupted run stopped
   prune     delete raw rows older than $PERSONAS_RETENTION_DAYS (default 90) and
             rollups older than $PERSONAS_ROLLUP_RETENTION_DAYS (default 730), in
-            batches; --dry-run only counts. Exit 3: another prune is running
+            batches, deleting for the share --duty of the time (default %[3]g);
+            --dry-run only counts. Exit 3: another prune is running
 
 Configuration comes from the environment; see the README.
-`, p.Name, p.Serves)
+`, p.Name, p.Serves, personas.DefaultPruneDuty)
 }
 
 // Run is main without the process (tests call it too): it runs the

@@ -30,6 +30,12 @@ const (
 
 	DefaultPruneBatch = 5000
 	MaxPruneBatch     = 100_000
+	// DefaultPruneDuty: the share of wall time a prune spends in its delete
+	// statements unless told otherwise. On 2 cores, back-to-back batches
+	// left ingest a third of its rate (BENCHMARKS.md, "Prune under
+	// ingest"); a quarter leaves it most of it, and a night's share (~0.5M
+	// rows for 10,000 personas) still takes minutes.
+	DefaultPruneDuty = 0.25
 	// pruneChunk personas are walked by one statement (see pruneTable).
 	pruneChunk = 500
 	// pruneRunsKept rows of prune_runs survive each run.
@@ -129,6 +135,11 @@ type PruneOptions struct {
 	// BatchSize rows at most per statement, each its own short transaction
 	// (0: DefaultPruneBatch).
 	BatchSize int
+	// Duty paces the deletes: the share of wall time spent in them. After a
+	// batch that took d, prune waits d×(1/Duty − 1) before the next, so
+	// whatever else uses the database (ingest) keeps the rest. 1: no pause;
+	// 0: DefaultPruneDuty.
+	Duty float64
 	// DryRun counts what would be deleted and deletes nothing.
 	DryRun bool
 	// OnBatch, if set, is called after each committed batch (progress,
@@ -153,12 +164,16 @@ type PruneCount struct {
 
 // PruneResult is what one prune did.
 type PruneResult struct {
-	Tables       []PruneCount  `json:"tables"`
-	Total        int64         `json:"total"`
-	DryRun       bool          `json:"dryRun"`
-	RawBefore    time.Time     `json:"rawBefore"`
-	RollupBefore time.Time     `json:"rollupBefore"`
-	Duration     time.Duration `json:"-"`
+	Tables       []PruneCount `json:"tables"`
+	Total        int64        `json:"total"`
+	DryRun       bool         `json:"dryRun"`
+	RawBefore    time.Time    `json:"rawBefore"`
+	RollupBefore time.Time    `json:"rollupBefore"`
+	// Duty the run was paced at (see PruneOptions.Duty).
+	Duty     float64       `json:"duty"`
+	Duration time.Duration `json:"-"`
+	// Paused: the part of Duration spent waiting between batches.
+	Paused time.Duration `json:"-"`
 }
 
 // Rows returns the rows deleted from table (0 for an unknown one).
@@ -182,6 +197,10 @@ func (o *PruneOptions) validate(now time.Time) error {
 	if o.BatchSize < 0 || o.BatchSize > MaxPruneBatch {
 		p.Add("batchSize", "must be an integer from 1 to %d", MaxPruneBatch)
 	}
+	// !(a && b) rejects NaN too.
+	if !(o.Duty >= 0 && o.Duty <= 1) {
+		p.Add("duty", "must be above 0 and at most 1 (1: no pause between batches)")
+	}
 	return p.Err()
 }
 
@@ -194,7 +213,8 @@ func (o *PruneOptions) validate(now time.Time) error {
 // next: ingest waits on no long transaction, and a prune killed at any
 // point leaves every committed batch done and the rest for the next run,
 // which converges to the same end state (deleting is idempotent). Nothing
-// dated inside the windows is ever deleted.
+// dated inside the windows is ever deleted. Between batches it waits as
+// PruneOptions.Duty says, leaving the database to ingest.
 //
 // Per persona, a raw row goes when dated before the later of RawBefore and
 // now − MaxHistoryDays; persona_actions also keeps the 7-day count's window
@@ -214,6 +234,10 @@ func (s *Store) prune(ctx context.Context, tables []PruneTable, opts PruneOption
 	if opts.BatchSize == 0 {
 		opts.BatchSize = DefaultPruneBatch
 	}
+	if opts.Duty == 0 {
+		opts.Duty = DefaultPruneDuty
+	}
+	res.Duty = opts.Duty
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return res, fmt.Errorf("prune: connect: %w", translate(err))
@@ -235,7 +259,7 @@ func (s *Store) prune(ctx context.Context, tables []PruneTable, opts PruneOption
 	var runErr error
 	for _, t := range tables {
 		c := PruneCount{Table: t.Name, Retention: t.Retention.String()}
-		runErr = s.pruneTable(ctx, t, now, opts, &c)
+		runErr = s.pruneTable(ctx, t, now, opts, &c, &res.Paused)
 		res.Tables = append(res.Tables, c)
 		res.Total += c.Rows
 		if runErr != nil {
@@ -251,7 +275,7 @@ func (s *Store) prune(ctx context.Context, tables []PruneTable, opts PruneOption
 }
 
 // pruneTable empties one table of what its window no longer keeps.
-func (s *Store) pruneTable(ctx context.Context, t PruneTable, now time.Time, opts PruneOptions, c *PruneCount) error {
+func (s *Store) pruneTable(ctx context.Context, t PruneTable, now time.Time, opts PruneOptions, c *PruneCount, paused *time.Duration) error {
 	cut := opts.RawBefore
 	if t.Retention == RetainRollup {
 		cut = opts.RollupBefore
@@ -271,7 +295,7 @@ func (s *Store) pruneTable(ctx context.Context, t PruneTable, now time.Time, opt
 		keep = strings.ReplaceAll(t.Keep, "$now", "?3::timestamptz")
 	}
 	if t.PersonaColumn == "" {
-		return s.pruneBatches(ctx, t, opts, c, fmt.Sprintf(
+		return s.pruneBatches(ctx, t, opts, c, paused, fmt.Sprintf(
 			`SELECT t.ctid FROM %s AS t WHERE %s < ?0::timestamptz AND NOT (%s)`, t.Name, t.TimeColumn, keep),
 			bound(cut), nil, nil, now)
 	}
@@ -307,7 +331,7 @@ func (s *Store) pruneTable(ctx context.Context, t PruneTable, now time.Time, opt
        SELECT t.ctid FROM %[1]s AS t
         WHERE t.%[2]s = c.pid AND %[3]s < c.cut AND NOT (%[4]s)
         LIMIT ?0::integer) AS x`, t.Name, t.PersonaColumn, t.TimeColumn, keep)
-		if err := s.pruneBatches(ctx, t, opts, c, sel, nil, ids, cuts, now); err != nil {
+		if err := s.pruneBatches(ctx, t, opts, c, paused, sel, nil, ids, cuts, now); err != nil {
 			return err
 		}
 		after = rows[len(rows)-1].UserID
@@ -320,7 +344,17 @@ func (s *Store) pruneTable(ctx context.Context, t PruneTable, now time.Time, opt
 // pruneBatches deletes (or counts) the rows sel selects, a batch at a time.
 // sel selects ctids; its arguments: ?0 the batch size (persona walk) or the
 // cutoff (plain), ?1 ids, ?2 their cutoffs, ?3 now.
-func (s *Store) pruneBatches(ctx context.Context, t PruneTable, opts PruneOptions, c *PruneCount, sel string, cut any, ids []string, cuts []time.Time, now time.Time) error {
+//
+// A persona walk skips the personas earlier batches emptied. The statement
+// walks ids in order and stops at BatchSize rows, so after a full batch
+// every persona before the last one it deleted from has nothing left to
+// delete; walking them again would re-read all their deleted rows (a bitmap
+// heap scan visits dead tuples until vacuum removes them), which made each
+// batch slower than the last. The next batch starts at that persona (the
+// frontier), and the walk ends with one statement over all of ids that
+// deletes fewer than BatchSize rows: the end state does not rest on the
+// order of the walk, only the speed does.
+func (s *Store) pruneBatches(ctx context.Context, t PruneTable, opts PruneOptions, c *PruneCount, paused *time.Duration, sel string, cut any, ids []string, cuts []time.Time, now time.Time) error {
 	first := any(opts.BatchSize)
 	if cut != nil {
 		first = cut
@@ -328,11 +362,13 @@ func (s *Store) pruneBatches(ctx context.Context, t PruneTable, opts PruneOption
 	if ids == nil {
 		ids, cuts = []string{}, []time.Time{}
 	}
-	args := []any{first, pgdialect.Array(ids), pgdialect.Array(cuts), now}
+	args := func(from int) []any {
+		return []any{first, pgdialect.Array(ids[from:]), pgdialect.Array(cuts[from:]), now}
+	}
 	if opts.DryRun {
 		var n int64
 		q := strings.Replace(sel, "LIMIT ?0::integer", "", 1)
-		if err := s.db.NewRaw(`SELECT count(*) FROM (`+q+`) AS d`, args...).Scan(ctx, &n); err != nil {
+		if err := s.db.NewRaw(`SELECT count(*) FROM (`+q+`) AS d`, args(0)...).Scan(ctx, &n); err != nil {
 			return err
 		}
 		c.Rows += n
@@ -347,23 +383,79 @@ func (s *Store) pruneBatches(ctx context.Context, t PruneTable, opts PruneOption
 	// ctid = ANY(ARRAY(...)) is a TID scan: the rows found are deleted by
 	// their address, in the same statement (same snapshot) that found them.
 	del := fmt.Sprintf(`DELETE FROM %s WHERE ctid = ANY(ARRAY(%s%s))`, t.Name, sel, limit)
+	if cut == nil {
+		// Which personas lost rows, for the frontier.
+		del = fmt.Sprintf(`WITH d AS (%s RETURNING %s AS pid) SELECT pid, count(*) AS n FROM d GROUP BY pid`, del, t.PersonaColumn)
+	}
+	pos := make(map[string]int, len(ids))
+	for i, id := range ids {
+		pos[id] = i
+	}
+	from := 0
 	for {
-		r, err := s.db.NewRaw(del, args...).Exec(ctx)
-		if err != nil {
-			return err
+		t0 := time.Now()
+		var n int64
+		last := from
+		if cut != nil {
+			r, err := s.db.NewRaw(del, args(from)...).Exec(ctx)
+			if err != nil {
+				return err
+			}
+			n, _ = r.RowsAffected()
+		} else {
+			var lost []struct {
+				PID string `bun:"pid"`
+				N   int64  `bun:"n"`
+			}
+			if err := s.db.NewRaw(del, args(from)...).Scan(ctx, &lost); err != nil {
+				return err
+			}
+			for _, l := range lost {
+				n += l.N
+				if i, ok := pos[l.PID]; ok && i > last {
+					last = i
+				}
+			}
 		}
-		n, _ := r.RowsAffected()
-		if n == 0 {
-			return nil
-		}
-		c.Rows += n
-		c.Batches++
-		if opts.OnBatch != nil {
-			opts.OnBatch(t.Name, n)
+		took := time.Since(t0)
+		if n > 0 {
+			c.Rows += n
+			c.Batches++
+			if opts.OnBatch != nil {
+				opts.OnBatch(t.Name, n)
+			}
 		}
 		if n < int64(opts.BatchSize) {
-			return nil
+			if from == 0 {
+				return nil
+			}
+			// The closing statement over every persona of ids.
+			last = 0
 		}
+		from = last
+		if err := pace(ctx, opts.Duty, took, paused); err != nil {
+			return err
+		}
+	}
+}
+
+// pace waits after a delete statement that took d so that statements take
+// the share duty of the wall time; it returns early with ctx's error.
+func pace(ctx context.Context, duty float64, d time.Duration, paused *time.Duration) error {
+	if duty >= 1 || d <= 0 {
+		return nil
+	}
+	wait := time.Duration(float64(d) * (1/duty - 1))
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		*paused += time.Since(t0)
+		return ctx.Err()
+	case <-timer.C:
+		*paused += time.Since(t0)
+		return nil
 	}
 }
 

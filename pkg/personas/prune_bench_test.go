@@ -32,6 +32,7 @@ var (
 	pruneWriters = flag.Int("prune.writers", 4, "TestPruneUnderIngest: concurrent ingest writers")
 	pruneFor     = flag.Duration("prune.for", 10*time.Second, "TestPruneUnderIngest: length of the baseline phase")
 	pruneBatch   = flag.Int("prune.batch", personas.DefaultPruneBatch, "TestPruneUnderIngest: prune batch size")
+	pruneDuty    = flag.Float64("prune.duty", personas.DefaultPruneDuty, "TestPruneUnderIngest: prune's duty (share of wall time in its deletes; 1: back to back)")
 	pruneMD      = flag.String("prune.md", "", "TestPruneUnderIngest: also write the figures as BENCHMARKS.md's section to this file (make bench-prune)")
 )
 
@@ -140,16 +141,17 @@ SELECT pid, date_trunc('hour', at), count(*) FROM r GROUP BY 1, 2`, *pruneRows).
 	go func() {
 		defer close(stop)
 		p0 := time.Now()
-		res, pruneErr = s.Prune(ctx, personas.PruneOptions{RawBefore: raw, RollupBefore: rollup, BatchSize: *pruneBatch})
+		res, pruneErr = s.Prune(ctx, personas.PruneOptions{RawBefore: raw, RollupBefore: rollup, BatchSize: *pruneBatch, Duty: *pruneDuty})
 		pruneTook = time.Since(p0)
 	}()
 	during := ingest(t, s, ids, *pruneWriters, "during", stop)
 	require.NoError(t, pruneErr)
 	require.Equal(t, int64(*pruneRows), res.Rows("personas.persona_actions"))
 	t.Logf("ingest while pruning:            %s", during)
-	t.Logf("prune: %d rows (%d actions, %d ratings) in %s = %.0f rows/s, batch %d",
+	t.Logf("prune: %d rows (%d actions, %d ratings) in %s = %.0f rows/s, batch %d, duty %g (paused %s: %.0f rows/s while deleting)",
 		res.Total, res.Rows("personas.persona_actions"), res.Rows("personas.persona_feedback"),
-		pruneTook.Round(time.Millisecond), float64(res.Total)/pruneTook.Seconds(), *pruneBatch)
+		pruneTook.Round(time.Millisecond), float64(res.Total)/pruneTook.Seconds(), *pruneBatch, *pruneDuty,
+		res.Paused.Round(time.Millisecond), float64(res.Total)/(pruneTook-res.Paused).Seconds())
 	// Alone again: on a shared machine the two "alone" phases show the noise.
 	stop = make(chan struct{})
 	time.AfterFunc(*pruneFor, func() { close(stop) })
@@ -166,13 +168,14 @@ SELECT pid, date_trunc('hour', at), count(*) FROM r GROUP BY 1, 2`, *pruneRows).
 	fmt.Fprintf(&b, "## Prune under ingest (issue 13 A)\n\n")
 	fmt.Fprintf(&b, "Produced by `make bench-prune` on %s (%d CPUs, %s, shared with other work), that is:\n\n```\n%s\n```\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.Version(),
-		fmt.Sprintf("go test -count=1 -timeout 60m -run TestPruneUnderIngest -v ./pkg/personas -prune.rows %d -prune.writers %d -prune.for %s -prune.batch %d",
-			*pruneRows, *pruneWriters, *pruneFor, *pruneBatch))
+		fmt.Sprintf("go test -count=1 -timeout 60m -run TestPruneUnderIngest -v ./pkg/personas -prune.rows %d -prune.writers %d -prune.for %s -prune.batch %d -prune.duty %g",
+			*pruneRows, *pruneWriters, *pruneFor, *pruneBatch, *pruneDuty))
 	fmt.Fprintf(&b, "%d old actions (and %d ratings, %d personas) seeded in SQL in %s; %d writers of 20-action batches\n"+
-		"(`Store.InsertActions`) run alone for %s, then while `Store.Prune` deletes every old row (batch %d), then alone again.\n"+
-		"Not a timed assertion: the test checks only that prune deleted every old action. This run takes several minutes,\n"+
-		"so `make bench` does not call it.\n\n",
-		*pruneRows, *pruneRows/10, nPersonas, seedTook.Round(time.Second), *pruneWriters, *pruneFor, *pruneBatch)
+		"(`Store.InsertActions`) run alone for %s, then while `Store.Prune` deletes every old row (batch %d, duty %g:\n"+
+		"after a batch that took d it waits d×(1/duty − 1)), then alone again.\n"+
+		"Not a timed assertion: the test checks only that prune deleted every old action. The seed and three phases take\n"+
+		"a minute or more, so `make bench` does not call it.\n\n",
+		*pruneRows, *pruneRows/10, nPersonas, seedTook.Round(time.Second), *pruneWriters, *pruneFor, *pruneBatch, *pruneDuty)
 	fmt.Fprintf(&b, "| ingest phase | batches | duration | batches/s | actions/s | p50 | p99 | max |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range []struct {
 		name string
@@ -182,8 +185,10 @@ SELECT pid, date_trunc('hour', at), count(*) FROM r GROUP BY 1, 2`, *pruneRows).
 			rate(r.f), 20*rate(r.f), r.f.p50.Round(10*time.Microsecond), r.f.p99.Round(10*time.Microsecond), r.f.max.Round(10*time.Microsecond))
 	}
 	fmt.Fprintf(&b, "\nIngest while pruning: **%.0f%% of the alone rate** (mean of both alone phases).\n", 100*rate(during)/alone)
-	fmt.Fprintf(&b, "Prune: %d rows deleted (%d actions, %d ratings) in %s = **%.0f rows/s**.\n",
+	fmt.Fprintf(&b, "Prune: %d rows deleted (%d actions, %d ratings) in %s = **%.0f rows/s**; %s of it in its deletes\n"+
+		"(%.0f rows/s while deleting), %s paused.\n",
 		res.Total, res.Rows("personas.persona_actions"), res.Rows("personas.persona_feedback"),
-		pruneTook.Round(time.Second), float64(res.Total)/pruneTook.Seconds())
+		pruneTook.Round(time.Second), float64(res.Total)/pruneTook.Seconds(), (pruneTook - res.Paused).Round(time.Second),
+		float64(res.Total)/(pruneTook-res.Paused).Seconds(), res.Paused.Round(time.Second))
 	require.NoError(t, os.WriteFile(*pruneMD, []byte(b.String()), 0o600))
 }

@@ -3,6 +3,7 @@ package personas_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -281,6 +282,38 @@ func TestPrune(t *testing.T) {
 		}
 	})
 
+	// Pacing changes when the batches run, never what they delete.
+	t.Run("PacedDeletesWhatUnpacedDoes", func(t *testing.T) {
+		t.Parallel()
+		paced, unpaced := pruneFixture(t), pruneFixture(t)
+		opts := pruneOpts(monday)
+		fast := opts
+		fast.Duty = 1
+		want, err := unpaced.store.Prune(ctx, fast)
+		require.NoError(t, err)
+		require.Equal(t, 1.0, want.Duty)
+		require.Zero(t, want.Paused, "duty 1 never waits")
+		slow := opts
+		slow.Duty = 0.5
+		got, err := paced.store.Prune(ctx, slow)
+		require.NoError(t, err)
+		require.Equal(t, 0.5, got.Duty)
+		require.Positive(t, got.Paused)
+		require.Equal(t, want.Tables, got.Tables, "the same rows in the same batches")
+		require.Equal(t, snapshot(t, unpaced.store), snapshot(t, paced.store))
+		require.Equal(t, rollupRows(t, unpaced.store), rollupRows(t, paced.store))
+
+		// Unset, the duty is the default; a cancelled pause ends the run.
+		b := pruneFixture(t)
+		cctx, cancel := context.WithCancel(ctx)
+		def := opts
+		def.OnBatch = func(string, int64) { cancel() }
+		res, err := b.store.Prune(cctx, def)
+		require.ErrorIs(t, err, context.Canceled)
+		require.Equal(t, personas.DefaultPruneDuty, res.Duty)
+		require.Equal(t, 1, res.Tables[0].Batches, "cancelled in the pause after the first batch")
+	})
+
 	t.Run("ConcurrentRunRefuses", func(t *testing.T) {
 		t.Parallel()
 		b := pruneFixture(t)
@@ -310,6 +343,9 @@ func TestPrune(t *testing.T) {
 			{RawBefore: monday.Add(day), RollupBefore: monday},
 			{RawBefore: monday.Add(-90 * day), RollupBefore: monday.Add(-10 * day)},
 			{RawBefore: monday.Add(-90 * day), RollupBefore: monday.Add(-700 * day), BatchSize: -1},
+			{RawBefore: monday.Add(-90 * day), RollupBefore: monday.Add(-700 * day), Duty: -0.25},
+			{RawBefore: monday.Add(-90 * day), RollupBefore: monday.Add(-700 * day), Duty: 1.5},
+			{RawBefore: monday.Add(-90 * day), RollupBefore: monday.Add(-700 * day), Duty: math.NaN()},
 		} {
 			_, err := b.store.Prune(ctx, o)
 			e := errs.As(err)

@@ -154,7 +154,8 @@ VALUES ('old', 'p1', 't', 'todo.create', 'ok', now() - interval '100 days'),
 	require.Equal(t, 2, count(), "a dry run deletes nothing")
 	require.Contains(t, out.String(), `"msg":"prune summary","service":"personas-internal","dry_run":true,"completed":true,"rows_deleted":1,`)
 
-	for name, args := range map[string][]string{"BatchZero": {"prune", "--batch-size", "0"}, "Unknown": {"prune", "--now"}, "Extra": {"prune", "x"}} {
+	for name, args := range map[string][]string{"BatchZero": {"prune", "--batch-size", "0"},
+		"DutyZero": {"prune", "--duty", "0"}, "DutyAboveOne": {"prune", "--duty", "1.5"}, "DutyNaN": {"prune", "--duty", "NaN"}, "Unknown": {"prune", "--now"}, "Extra": {"prune", "x"}} {
 		require.Equal(t, 2, run(ctx, args, env(vars), &out, &errOut), name)
 	}
 	require.Equal(t, 1, run(ctx, []string{"prune"}, env(map[string]string{"DATABASE_URL": dsn, "PERSONAS_RETENTION_DAYS": "3"}), &out, &errOut))
@@ -174,7 +175,8 @@ VALUES ('old', 'p1', 't', 'todo.create', 'ok', now() - interval '100 days'),
 	require.NoError(t, conn.Close())
 
 	out.Reset()
-	require.Equal(t, 0, run(ctx, []string{"prune", "--batch-size", "1"}, env(vars), &out, &errOut), out.String())
+	require.Equal(t, 0, run(ctx, []string{"prune", "--batch-size", "1", "--duty", "1"}, env(vars), &out, &errOut), out.String())
+	require.Contains(t, out.String(), `"duty":1,"paused_ms":0,`)
 	require.Equal(t, 1, count(), "the action inside the 90 days stays")
 	require.Contains(t, out.String(), `"msg":"prune table","service":"personas-internal","table":"personas.persona_actions","retention":"raw","rows":1,`)
 
