@@ -273,7 +273,7 @@ func (r *report) targets(b *strings.Builder) {
 		row("11", target{"export: service RSS ≤ 64 MB", mb(e.peak) + " MB", e.peak <= 64e6})
 	}
 	fmt.Fprintf(b, "| 11 | the insight p99s at ten times the data | see \"%s\" (`make bench-big`) | — |\n", bigTitle)
-	b.WriteString("| 11 | ingest with rollups ≥ 90% of ingest without them | not measured here: the store has no switch to ingest without rollups | — |\n")
+	b.WriteString("| 11 | ingest with rollups ≥ 90% of ingest without them | see \"Go benchmarks\" (`BenchmarkIngestRollups`: the insert statement with and without its rollups, straight to PostgreSQL) | — |\n")
 	b.WriteString("\nRatios still move by a few points between runs on this shared machine (PostgreSQL's fsync,\n")
 	b.WriteString("checkpoints and autovacuum, the scheduler, the other work named above): that is why the sides alternate\n")
 	b.WriteString("round by round. Rerun `make bench` before drawing conclusions from a small difference; to rerun one\n")
