@@ -253,7 +253,7 @@ SELECT f.module, f.n, f.sum, f.sum_sq, f.r1, f.r2, f.r3, f.r4, f.r5, COALESCE(d.
          GROUP BY r.module
         HAVING sum(r.n) FILTER (WHERE r.day >= ?1) > 0) AS f
   LEFT JOIN (`+modulesRaters(raters)+`) AS d ON d.module = f.module
- ORDER BY f.module`, prevFrom, from, today, inc, exc).Scan(ctx, &rows)
+ ORDER BY f.module`, prevFrom, from, today, inc, exc, today.AddDate(0, 0, 1)).Scan(ctx, &rows)
 	if err != nil {
 		return ModulesResult{}, fmt.Errorf("modules summary: %w", translate(err))
 	}
@@ -271,14 +271,14 @@ SELECT f.module, f.n, f.sum, f.sum_sq, f.r1, f.r2, f.r3, f.r4, f.r5, COALESCE(d.
 }
 
 // modulesRaters selects, per module, the personas who rated it in the
-// window from ?1 to the end of day ?2 and the last rating, from
+// window from ?1 to ?5 (the end of today) and the last rating, from
 // module_raters: a persona's latest rating of a module lies in a window
 // that ends now exactly when it rated the module in the window. cond
 // (alias m) keeps the personas counted.
 func modulesRaters(cond string) string {
 	return `SELECT m.module, count(*) AS personas, max(m.last_at) AS last_at
                FROM personas.module_raters AS m
-              WHERE m.last_at >= ?1::timestamptz AND m.last_at < ?2::timestamptz + interval '1 day' AND ` + cond + `
+              WHERE m.last_at >= ?1::timestamptz AND m.last_at < ?5::timestamptz AND ` + cond + `
               GROUP BY m.module`
 }
 
@@ -510,7 +510,8 @@ func (s *Store) ModuleTrend(ctx context.Context, q TrendQuery) (Trend, error) {
 	var err error
 	if q.Archetype == "" && q.Cadence == "" && q.Persona == "" && len(q.Tags.Include) == 0 {
 		// No filter needs the persona: the fleet rollup, less the rows of
-		// the personas left out of the buckets or the verdict (few).
+		// the personas left out of the buckets or the verdict (few; an
+		// index-only scan per persona, migration 0012).
 		err = s.db.NewRaw(`
 SELECT `+strings.ReplaceAll(trunc, "r.", "x.")+` AS start,
        COALESCE(sum(x.n) FILTER (WHERE x.agg), 0) AS n, COALESCE(sum(x.sum) FILTER (WHERE x.agg), 0) AS sum,
@@ -524,13 +525,12 @@ SELECT `+strings.ReplaceAll(trunc, "r.", "x.")+` AS start,
           FROM personas.rating_fleet_daily AS f
          WHERE f.module = ?0 AND f.day >= ?1 AND f.day <= ?2
         UNION ALL
-        SELECT r.day, -r.n, -r.sum, -r.sum_sq, -r.r1, -r.r2, -r.r3, -r.r4, -r.r5,
-               p.tags && ?3::text[] AS agg, p.tags && ?4::text[] AS verdict
-          FROM personas.rating_daily AS r
-          JOIN personas.personas AS p ON p.user_id = r.persona_id
-         WHERE r.persona_id = ANY(ARRAY(SELECT e.user_id FROM personas.personas AS e
-                                         WHERE e.tags && (?3::text[] || ?4::text[])))
-           AND r.module = ?0 AND r.day >= ?1 AND r.day <= ?2) AS x
+        SELECT r.day, -r.n, -r.sum, -r.sum_sq, -r.r1, -r.r2, -r.r3, -r.r4, -r.r5, e.agg, e.verdict
+          FROM (SELECT p.user_id, p.tags && ?3::text[] AS agg, p.tags && ?4::text[] AS verdict
+                  FROM personas.personas AS p
+                 WHERE p.tags && (?3::text[] || ?4::text[])) AS e
+          JOIN personas.rating_daily AS r ON r.persona_id = e.user_id
+         WHERE r.module = ?0 AND r.day >= ?1 AND r.day <= ?2) AS x
  GROUP BY 1
  ORDER BY 1`, q.Module, lo, hi, exc, vexc).Scan(ctx, &rows)
 	} else {

@@ -172,7 +172,8 @@ func backfill(ctx context.Context, dsn string) error {
 	}
 	logf("  rollups (BackfillRollups, %d personas in %d batches): %s", res.Personas, res.Batches, time.Since(t0).Round(time.Millisecond))
 	for _, t := range []string{"personas", "persona_actions", "persona_feedback", "persona_ticks", "persona_activity_hourly",
-		"rating_daily", "rating_unparsable_daily", "action_daily", "action_error_daily", "rating_fleet_daily", "action_fleet_daily"} {
+		"rating_daily", "rating_unparsable_daily", "action_daily", "action_error_daily", "rating_fleet_daily", "action_fleet_daily",
+		"module_raters"} {
 		if _, err := conn.Exec(ctx, `VACUUM ANALYZE personas.`+t); err != nil {
 			return fmt.Errorf("vacuum %s: %w", t, err)
 		}
