@@ -3,14 +3,15 @@ package personas_test
 import (
 	"context"
 	"fmt"
-	"github.com/mana/personas/pkg/errs"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mana/personas/pkg/errs"
 	"github.com/mana/personas/pkg/personas"
 	"github.com/mana/personas/pkg/personas/personastest"
 )
@@ -661,4 +662,45 @@ ANALYZE personas.personas`)
 		}()
 		require.Contains(t, strings.Join(plan, "\n"), "personas_due_idx", "%s plan:\n%s", name, strings.Join(plan, "\n"))
 	}
+}
+
+// TestDueAfterDroppedConnections: when the server drops the pool's
+// connections (a restart, a failover, pg_terminate_backend), each call that
+// meets a dead connection fails as unavailable (a 503, never a 500) and
+// discards it; once they are gone Due and Claim answer again. Due and Claim
+// read through pgx directly (queryDue), not database/sql.
+func TestDueAfterDroppedConnections(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	createPersona(t, b.store, "a", personas.CadenceDaily)
+	held, err := b.store.DB().DB.Conn(ctx) // survives, and keeps the others in use
+	require.NoError(t, err)
+	defer func() { _ = held.Close() }()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			_, err := b.store.Due(ctx, nil)
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	var dropped int
+	require.NoError(t, held.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&dropped))
+	require.Positive(t, dropped)
+	failed := 0
+	for {
+		res, err := b.store.Due(ctx, nil)
+		if err == nil {
+			require.Len(t, res.Personas, 1)
+			break
+		}
+		require.Equal(t, errs.Unavailable, errs.CodeOf(err), "%v", err)
+		failed++
+		require.LessOrEqual(t, failed, dropped, "each failure discards one dead connection")
+	}
+	res, err := b.store.Claim(ctx, personas.ClaimRequest{RunnerID: "r"})
+	require.NoError(t, err)
+	require.Len(t, res.Personas, 1)
 }
