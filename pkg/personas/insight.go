@@ -112,7 +112,10 @@ func (m moments) ci() *Interval {
 	}
 	h := tQuantile975(float64(m.N-1)) * math.Sqrt(m.variance()/float64(m.N))
 	mu := m.mean()
-	return &Interval{Low: mu - h, High: mu + h}
+	// Clamped to the rating scale: with few ratings the t interval reaches
+	// past 1 or 5, where no mean can lie. Clamping keeps every comparison
+	// of two intervals (the verdict's "non-overlapping") as it was.
+	return &Interval{Low: math.Max(mu-h, 1), High: math.Min(mu+h, 5)}
 }
 
 // Change is the difference of a mean against the previous window's, with

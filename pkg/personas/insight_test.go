@@ -490,3 +490,42 @@ func TestModulesPersonasAtWindowEdges(t *testing.T) {
 	require.NoError(t, b.store.DeletePersona(ctx, "w"))
 	check("w deleted", nil, 2, monday.Add(-time.Hour))
 }
+
+// TestIntervalsWithinScale: with few ratings the t interval of a mean
+// reaches past the 1–5 scale; the modules table and the trend clamp it.
+func TestIntervalsWithinScale(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	createPersona(t, b.store, "a", personas.CadenceDaily)
+	b.clock.Set(monday.Add(-time.Hour))
+	rate(t, b.store, []string{"a"}, "high", "h", 5, 5, 4)
+	rate(t, b.store, []string{"a"}, "low", "l", 1, 2, 1)
+	b.clock.Set(monday)
+	w, err := personas.ParseWindow("window", "7d", "7d", "7d", "28d")
+	require.NoError(t, err)
+	res, err := b.store.ModulesSummary(ctx, personas.ModulesQuery{Window: w})
+	require.NoError(t, err)
+	require.Len(t, res.Modules, 2)
+	for _, m := range res.Modules {
+		require.NotNil(t, m.CI, m.Module)
+		require.GreaterOrEqual(t, m.CI.Low, 1.0, m.Module)
+		require.LessOrEqual(t, m.CI.High, 5.0, m.Module)
+		require.Less(t, m.CI.Low, m.Mean, m.Module)
+		require.Greater(t, m.CI.High, m.Mean, m.Module)
+	}
+	byName := map[string]personas.ModuleSummary{res.Modules[0].Module: res.Modules[0], res.Modules[1].Module: res.Modules[1]}
+	require.Equal(t, 5.0, byName["high"].CI.High)
+	require.Equal(t, 1.0, byName["low"].CI.Low)
+	tr, err := b.store.ModuleTrend(ctx, personas.TrendQuery{Module: "high", Bucket: personas.BucketDay})
+	require.NoError(t, err)
+	found := false
+	for _, bk := range tr.Buckets {
+		if bk.CI != nil {
+			found = true
+			require.LessOrEqual(t, bk.CI.High, 5.0)
+			require.GreaterOrEqual(t, bk.CI.Low, 1.0)
+		}
+	}
+	require.True(t, found, "the day with the three ratings has an interval")
+}
