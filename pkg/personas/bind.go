@@ -210,7 +210,7 @@ func (s *Store) Bind(name string, in BindInput) (Bound, error) {
 			limit = DetailRecentActions
 		}
 		start, _, hourEnd := activityWindowAt(now)
-		b.Args = []any{in.PersonaID, start, hourEnd, limit}
+		b.Args = append([]any{in.PersonaID, start, hourEnd, limit}, ruleArgs(detailOverdueUses, now)...)
 	default:
 		return b, fmt.Errorf("personas: no statement %q", name)
 	}

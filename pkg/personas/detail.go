@@ -57,8 +57,8 @@ const moduleFeedbackExpr = `SELECT d.module, (sum(d.sum)::numeric / sum(d.n))::f
  GROUP BY d.module`
 
 // personaDetailSQL: ?0 persona id, ?1 the activity window's start, ?2 the
-// end of the hour it starts in, ?3 how many actions. No row: no such
-// persona. The actions and the modules come as JSON arrays (in their
+// end of the hour it starts in, ?3 how many actions, then the overdue
+// rule's arguments (detailOverdueUses). No row: no such persona. The actions and the modules come as JSON arrays (in their
 // order), decoded by PersonaDetail; each subquery reads one persona's rows
 // through an index that leads with persona_id.
 //
@@ -68,6 +68,7 @@ const moduleFeedbackExpr = `SELECT d.module, (sum(d.sum)::numeric / sum(d.n))::f
 var personaDetailSQL = `
 SELECT ` + personaColumns("p") + `,
        ` + actions7dExpr("p.user_id", "?1", "?2") + ` AS actions_7d,
+       COALESCE((` + detailOverdueSQL + `), false) AS overdue,
        (SELECT COALESCE(json_agg(json_build_object(
                    'id', r.id, 'tickId', r.tick_id, 'seq', r.seq, 'toolName', r.tool_name, 'inputHash', r.input_hash,
                    'result', r.result, 'errorMessage', r.error_message, 'latencyMs', r.latency_ms, 'createdAt', r.created_at)
@@ -80,6 +81,10 @@ SELECT ` + personaColumns("p") + `,
           FROM (` + strings.ReplaceAll(moduleFeedbackExpr, "$p", "p.user_id") + `) AS m) AS feedback_by_module
   FROM personas.personas AS p
  WHERE p.user_id = ?0::text`
+
+// detailOverdueSQL is the overview's overdue rule in personaDetailSQL,
+// its arguments from ?4 on.
+var detailOverdueSQL, detailOverdueUses = renumberRule(overdueSQL, 4)
 
 // personaColumns lists Persona's stored columns (its bun tags), qualified by
 // alias.
@@ -101,6 +106,8 @@ func personaColumns(alias string) string {
 type PersonaDetail struct {
 	Persona   Persona
 	Actions7d int64
+	// Overdue: the overview's overdue rule (StatusSQL["overdue"]) holds.
+	Overdue bool
 	// RecentActions: the DetailRecentActions newest, newest first.
 	RecentActions []Action
 	// FeedbackByModule: by module name.
@@ -112,6 +119,7 @@ type PersonaDetail struct {
 type detailRow struct {
 	Persona       `bun:",extend"`
 	Actions7d     int64           `bun:"actions_7d"`
+	Overdue       bool            `bun:"overdue"`
 	RecentActions json.RawMessage `bun:"recent_actions"`
 	Feedback      json.RawMessage `bun:"feedback_by_module"`
 }
@@ -146,7 +154,7 @@ func (s *Store) PersonaDetail(ctx context.Context, personaID string) (*PersonaDe
 		return nil, fmt.Errorf("persona detail: %w", ErrNotFound)
 	}
 	r := &rows[0]
-	out := &PersonaDetail{Persona: r.Persona, Actions7d: r.Actions7d, Sources: DetailSources()}
+	out := &PersonaDetail{Persona: r.Persona, Actions7d: r.Actions7d, Overdue: r.Overdue, Sources: DetailSources()}
 	out.Persona.derive()
 	if err := fastjson.Unmarshal(r.RecentActions, &out.RecentActions); err != nil {
 		return nil, fmt.Errorf("persona detail: decode actions: %w", err)

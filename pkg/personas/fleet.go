@@ -3,6 +3,7 @@ package personas
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -130,6 +131,34 @@ var ListStatuses = []string{"enabled", "disabled", "backing-off", "quarantined",
 // overview's grace for overdue.
 func statusArgs(now time.Time) []any {
 	return append(dueArgs(now), now.Add(-OverviewGrace), now.Add(-OverviewGrace).Truncate(time.Hour))
+}
+
+// renumberRule makes a state rule (its ?N are statusArgs' indexes) part of
+// another statement: its placeholders become ?first, ?first+1, … in the
+// order of first use, and uses[i] is the statusArgs index of ?first+i
+// (ruleArgs gives their values).
+func renumberRule(rule string, first int) (sql string, uses []int) {
+	seen := map[string]string{}
+	sql = bunPlaceholder.ReplaceAllStringFunc(rule, func(m string) string {
+		if p, ok := seen[m]; ok {
+			return p
+		}
+		n, _ := strconv.Atoi(m[1:])
+		uses = append(uses, n)
+		seen[m] = "?" + strconv.Itoa(first+len(uses)-1)
+		return seen[m]
+	})
+	return sql, uses
+}
+
+// ruleArgs are the values of a renumbered rule's placeholders at now.
+func ruleArgs(uses []int, now time.Time) []any {
+	sa := statusArgs(now)
+	out := make([]any, len(uses))
+	for i, n := range uses {
+		out[i] = sa[n]
+	}
+	return out
 }
 
 // FleetCounts counts personas by state in one pass over personas (no tick

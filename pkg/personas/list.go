@@ -18,6 +18,8 @@ import (
 type PersonaSummary struct {
 	Persona   `bun:",extend"`
 	Actions7d int64 `bun:"actions_7d" json:"actions7d"`
+	// Overdue: the overview's overdue rule (StatusSQL["overdue"]) holds.
+	Overdue bool `bun:"overdue" json:"overdue"`
 	// ModuleMixJSON is module_mix as PostgreSQL sent it (a JSON object),
 	// for callers that pass it through; StreamPersonas leaves ModuleMix nil
 	// and ListPersonas decodes it.
@@ -115,7 +117,9 @@ func bindList(f ListFilter, cur *listCursor, now time.Time) Bound {
 	if !f.Lean {
 		q.WriteString("p.system_prompt, ")
 	}
-	q.WriteString(listColumnsTail + ",\n       " + actions7d + " AS actions_7d\n  FROM personas.personas AS p\n WHERE true")
+	overdue, uses := renumberRule(overdueSQL, len(args))
+	args = append(args, ruleArgs(uses, now)...)
+	q.WriteString(listColumnsTail + ",\n       " + actions7d + " AS actions_7d,\n       COALESCE((" + overdue + "), false) AS overdue\n  FROM personas.personas AS p\n WHERE true")
 	if f.Archetype != "" {
 		q.WriteString("\n   AND p.archetype = " + arg(f.Archetype) + "::text")
 	}
@@ -130,15 +134,8 @@ func bindList(f ListFilter, cur *listCursor, now time.Time) Bound {
 		q.WriteString("\n   AND p.tags @> " + arg(normTags(f.Tags)) + "::text[]")
 	}
 	if f.Status != "" {
-		// The rule's own ?N become this statement's, only those it uses.
-		sa, seen := statusArgs(now), map[string]string{}
-		rule := bunPlaceholder.ReplaceAllStringFunc(StatusSQL[f.Status], func(m string) string {
-			if _, ok := seen[m]; !ok {
-				n, _ := strconv.Atoi(m[1:])
-				seen[m] = arg(sa[n])
-			}
-			return seen[m]
-		})
+		rule, uses := renumberRule(StatusSQL[f.Status], len(args))
+		args = append(args, ruleArgs(uses, now)...)
 		q.WriteString("\n   AND (" + rule + ")")
 	}
 	if cur != nil {
@@ -184,7 +181,7 @@ func (s *Store) StreamPersonas(ctx context.Context, f ListFilter, fn func(*Perso
 	dest = append(dest, &mix, &p.TickCadence, &p.LastActiveAt, &p.CreatedAt, &p.UpdatedAt,
 		&p.ConsecutiveFailures, &p.NextAttemptAt, &p.QuarantinedAt, &p.Enabled, pgdialect.Array(&p.Tags), &p.OwnTickHour, &p.AutoTickHour,
 		&p.LastTickStatus, &p.LastTickFinishedAt, &p.LeaseOwner, &p.LeaseExpiresAt, &p.LeaseTickID, &p.MaxHistoryDays,
-		&it.Actions7d)
+		&it.Actions7d, &it.Overdue)
 	for rows.Next() {
 		n++
 		if f.Limit > 0 && n > f.Limit {

@@ -588,6 +588,29 @@ func TestOperatorControl(t *testing.T) {
 		require.Equal(t, 2, c.Overdue, "late (done yesterday) and leased (never done, created a day ago)")
 		require.Equal(t, map[string]int{"": 2, "ok": 2, "failed": 1}, c.LastTickStatus)
 		require.False(t, c.Paused)
+
+		// The list and the detail flag the same personas as overdue (the
+		// overview's grace, personas.OverviewGrace, is within those 12 hours).
+		items, _, err := b.store.ListPersonas(ctx, personas.ListFilter{})
+		require.NoError(t, err)
+		flagged := map[string]bool{}
+		for _, it := range items {
+			flagged[it.UserID] = it.Overdue
+		}
+		require.Equal(t, map[string]bool{"done": false, "late": true, "leased": true, "sick": false, "off": false}, flagged)
+		only, _, err := b.store.ListPersonas(ctx, personas.ListFilter{Status: "overdue"})
+		require.NoError(t, err)
+		var ids []string
+		for _, it := range only {
+			require.True(t, it.Overdue, it.UserID)
+			ids = append(ids, it.UserID)
+		}
+		require.ElementsMatch(t, []string{"late", "leased"}, ids, "the filter and the flag are one rule")
+		for id, want := range flagged {
+			d, err := b.store.PersonaDetail(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, want, d.Overdue, id)
+		}
 	})
 }
 

@@ -45,7 +45,10 @@ type personaJSON struct {
 	CreatedAt    string             `json:"createdAt"`
 	UpdatedAt    string             `json:"updatedAt"`
 	Actions7d    int64              `json:"actions7d"`
-	Tags         []string           `json:"tags"`
+	// Overdue: past its slot by the overview's grace (the list's
+	// status=overdue rule).
+	Overdue bool     `json:"overdue"`
+	Tags    []string `json:"tags"`
 	// MaxHistoryDays: the persona's own raw retention, null for the global rule.
 	MaxHistoryDays *int `json:"maxHistoryDays"`
 
@@ -74,7 +77,7 @@ type leaseJSON struct {
 	TickID    *string `json:"tickId,omitempty"`
 }
 
-func newPersonaJSON(p *personas.Persona, actions7d int64) personaJSON {
+func newPersonaJSON(p *personas.Persona, actions7d int64, overdue bool) personaJSON {
 	mix := p.ModuleMix
 	if mix == nil {
 		mix = map[string]float64{}
@@ -87,7 +90,7 @@ func newPersonaJSON(p *personas.Persona, actions7d int64) personaJSON {
 		UserID: p.UserID, Email: p.Email, Name: p.Name, Archetype: p.Archetype,
 		SystemPrompt: p.SystemPrompt, ModuleMix: mix, TickCadence: p.TickCadence,
 		LastActiveAt: edge.ISOTimePtr(p.LastActiveAt), CreatedAt: edge.ISOTime(p.CreatedAt), UpdatedAt: edge.ISOTime(p.UpdatedAt),
-		Actions7d: actions7d, Tags: tags, MaxHistoryDays: p.MaxHistoryDays,
+		Actions7d: actions7d, Overdue: overdue, Tags: tags, MaxHistoryDays: p.MaxHistoryDays,
 		TickHour: p.TickHour, Enabled: p.Enabled, Quarantined: p.Quarantined,
 		ConsecutiveFailures: p.ConsecutiveFailures, NextAttemptAt: edge.ISOTimePtr(p.NextAttemptAt),
 	}
@@ -443,7 +446,7 @@ func (h *handlers) detail(c echo.Context) error {
 		return err
 	}
 	res := detailResponse{
-		Persona:          newPersonaJSON(&d.Persona, d.Actions7d),
+		Persona:          newPersonaJSON(&d.Persona, d.Actions7d, d.Overdue),
 		RecentActions:    make([]actionJSON, len(d.RecentActions)),
 		FeedbackByModule: make([]feedbackJSON, len(d.FeedbackByModule)),
 		Sources:          d.Sources,

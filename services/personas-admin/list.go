@@ -166,6 +166,8 @@ func appendListItem(b []byte, it *personas.PersonaSummary, lean bool) []byte {
 	b = append(b, edge.ISOTime(p.UpdatedAt)...)
 	b = append(b, `","actions7d":`...)
 	b = strconv.AppendInt(b, it.Actions7d, 10)
+	b = append(b, `,"overdue":`...)
+	b = strconv.AppendBool(b, it.Overdue)
 	b = append(b, `,"tags":[`...)
 	for i, t := range p.Tags {
 		if i > 0 {

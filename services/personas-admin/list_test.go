@@ -37,6 +37,7 @@ type listBody struct {
 		CreatedAt    string             `json:"createdAt"`
 		UpdatedAt    string             `json:"updatedAt"`
 		Actions7d    int64              `json:"actions7d"`
+		Overdue      bool               `json:"overdue"`
 	} `json:"personas"`
 	NextCursor *string `json:"nextCursor"`
 }
@@ -352,6 +353,28 @@ func TestListTagAndStatusFilters(t *testing.T) {
 	require.Equal(t, []string{"off"}, o.Personas.Disabled.IDs)
 	require.Equal(t, []string{"quar"}, o.Personas.Quarantined.IDs)
 	require.Equal(t, []string{"late"}, o.Personas.Overdue.IDs)
+
+	// Each list item and the detail carry the same rule as a flag, with
+	// and without the prompt (fields=summary).
+	for _, query := range []string{"", "?fields=summary", "?limit=2"} {
+		l, _ := b.list(t, query)
+		require.NotEmpty(t, l.Personas)
+		for _, p := range l.Personas {
+			require.Equal(t, p.UserID == "late", p.Overdue, "%s%s", p.UserID, query)
+		}
+	}
+	for _, id := range []string{"late", "ok", "off"} {
+		status, body := b.call(t, http.MethodGet, apiPath+"/"+id, "")
+		require.Equal(t, http.StatusOK, status, body)
+		var d struct {
+			Persona struct {
+				Overdue *bool `json:"overdue"`
+			} `json:"persona"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &d))
+		require.NotNil(t, d.Persona.Overdue, id)
+		require.Equal(t, id == "late", *d.Persona.Overdue, id)
+	}
 
 	t.Run("PagesUnderFilters", func(t *testing.T) {
 		t.Parallel()

@@ -369,16 +369,14 @@ func (h *handlers) answerPersona(c echo.Context, id string) error {
 	return c.JSON(http.StatusOK, p)
 }
 
+// personaView reads the persona with its 7-day count and overdue flag in
+// one statement (the detail's).
 func (h *handlers) personaView(ctx context.Context, id string) (personaJSON, error) {
-	p, err := h.store.GetPersona(ctx, id)
+	d, err := h.store.PersonaDetail(ctx, id)
 	if err != nil {
 		return personaJSON{}, err
 	}
-	n, err := h.store.Actions7d(ctx, id)
-	if err != nil {
-		return personaJSON{}, err
-	}
-	return newPersonaJSON(p, n), nil
+	return newPersonaJSON(&d.Persona, d.Actions7d, d.Overdue), nil
 }
 
 // readBool reads a required boolean field: null is a problem, not absence.

@@ -86,6 +86,8 @@ export interface Persona {
   systemPrompt?: string;
   moduleMix: Record<string, number>; tickCadence: string; lastActiveAt: string | null;
   createdAt: string; updatedAt: string; actions7d: number;
+  /** Past its slot by the overview's grace (the list's status=overdue rule). */
+  overdue: boolean;
   tags?: string[];
   /** The effective tick hour (UTC), set or derived. */
   tickHour: number;
