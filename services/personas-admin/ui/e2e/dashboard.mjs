@@ -166,10 +166,18 @@ try {
   // its first JWT.
   step = "token renewal (sign-in)";
   const R = await newPage(browser);
+  // Every token the page is given, in order; reading a body is
+  // asynchronous, so the checks wait for the body, not just the page.
   const minted = [];
-  R.page.on("response", (res) => { if (res.url().endsWith("/api/auth/token") && res.ok()) res.json().then((b) => minted.push(b.token), () => {}); });
+  const reads = [];
+  R.page.on("response", (res) => {
+    if (res.url().endsWith("/api/auth/token") && res.ok()) reads.push(res.json().then((b) => minted.push(b.token), () => {}));
+  });
+  const firstToken = R.page.waitForResponse((res) => res.url().endsWith("/api/auth/token") && res.ok(), { timeout: 15_000 });
   await signIn(R.page, ADMIN);
   await R.page.locator("[data-stat=total]").waitFor();
+  await firstToken.catch(() => {});
+  await Promise.all(reads);
   assert.ok(minted.length >= 1, "the page traded its session cookie for a JWT");
   const firstJwt = minted[0];
   const firstLife = jwtExp(firstJwt) - Date.now();
@@ -541,6 +549,7 @@ try {
   await R.page.locator("[data-stat=finished]").waitFor();
   assert.equal(await R.page.locator("[data-page=sign-in]").count(), 0, "still signed in");
   assert.equal(R.counter.signIns, 1, "no second sign-in");
+  await Promise.all(reads);
   assert.ok(minted.length >= 2 && minted.at(-1) !== firstJwt, "a fresh JWT was minted");
   assert.equal((await api("", {}, minted.at(-1))).status, 200, "the renewed JWT works");
   await expectNoStorage(R.page);
