@@ -58,9 +58,10 @@ const moduleFeedbackExpr = `SELECT d.module, (sum(d.sum)::numeric / sum(d.n))::f
 
 // personaDetailSQL: ?0 persona id, ?1 the activity window's start, ?2 the
 // end of the hour it starts in, ?3 how many actions, then the overdue
-// rule's arguments (detailOverdueUses). No row: no such persona. The actions and the modules come as JSON arrays (in their
-// order), decoded by PersonaDetail; each subquery reads one persona's rows
-// through an index that leads with persona_id.
+// rule's arguments (detailOverdueUses). No row: no such persona. The
+// actions and the modules come as JSON arrays (in their order), decoded by
+// PersonaDetail; each subquery reads one persona's rows through an index
+// that leads with persona_id.
 //
 // The persona's columns are listed (personaColumns), not p.*: a column
 // added by a later migration then does not change the result type of the

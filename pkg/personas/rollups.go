@@ -121,9 +121,9 @@ func fleetShard(col string) string { return "(hashtext(" + col + ") & 7)::smalli
 
 // ratingRollupCTE and unparsableRollupCTE add the inserted ratings (CTE
 // ins: module, rating) to the rollups, the persona's and the fleet's, and
-// move the persona's latest rating of each module rated: ?0
-// persona id, ?1 now. A batch
-// leaves out the one it has no rows for (see insertFeedbackSQL).
+// move the persona's latest rating of each module rated: ?0 persona id, ?1
+// now. A batch leaves out the one it has no rows for (see
+// insertFeedbackSQL).
 var ratingRollupCTE = `, ragg AS (
     SELECT ins.module, count(*) AS n, ` + ratingCountsAs("ins.rating") + `
       FROM ins

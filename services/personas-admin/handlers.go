@@ -77,7 +77,10 @@ type leaseJSON struct {
 	TickID    *string `json:"tickId,omitempty"`
 }
 
-func newPersonaJSON(p *personas.Persona, actions7d int64, overdue bool) personaJSON {
+// newPersonaJSON is the persona as the detail and the operator actions
+// answer it (the list writes the same fields itself: list.go).
+func newPersonaJSON(d *personas.PersonaDetail) personaJSON {
+	p := &d.Persona
 	mix := p.ModuleMix
 	if mix == nil {
 		mix = map[string]float64{}
@@ -90,7 +93,7 @@ func newPersonaJSON(p *personas.Persona, actions7d int64, overdue bool) personaJ
 		UserID: p.UserID, Email: p.Email, Name: p.Name, Archetype: p.Archetype,
 		SystemPrompt: p.SystemPrompt, ModuleMix: mix, TickCadence: p.TickCadence,
 		LastActiveAt: edge.ISOTimePtr(p.LastActiveAt), CreatedAt: edge.ISOTime(p.CreatedAt), UpdatedAt: edge.ISOTime(p.UpdatedAt),
-		Actions7d: actions7d, Overdue: overdue, Tags: tags, MaxHistoryDays: p.MaxHistoryDays,
+		Actions7d: d.Actions7d, Overdue: d.Overdue, Tags: tags, MaxHistoryDays: p.MaxHistoryDays,
 		TickHour: p.TickHour, Enabled: p.Enabled, Quarantined: p.Quarantined,
 		ConsecutiveFailures: p.ConsecutiveFailures, NextAttemptAt: edge.ISOTimePtr(p.NextAttemptAt),
 	}
@@ -446,7 +449,7 @@ func (h *handlers) detail(c echo.Context) error {
 		return err
 	}
 	res := detailResponse{
-		Persona:          newPersonaJSON(&d.Persona, d.Actions7d, d.Overdue),
+		Persona:          newPersonaJSON(d),
 		RecentActions:    make([]actionJSON, len(d.RecentActions)),
 		FeedbackByModule: make([]feedbackJSON, len(d.FeedbackByModule)),
 		Sources:          d.Sources,

@@ -376,7 +376,7 @@ func (h *handlers) personaView(ctx context.Context, id string) (personaJSON, err
 	if err != nil {
 		return personaJSON{}, err
 	}
-	return newPersonaJSON(&d.Persona, d.Actions7d, d.Overdue), nil
+	return newPersonaJSON(d), nil
 }
 
 // readBool reads a required boolean field: null is a problem, not absence.
